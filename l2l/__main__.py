@@ -1,0 +1,3 @@
+from l2l.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""`python -m l2l bench`: meta-training throughput, the plain reference against the project's path.
+
+Both implementations run the same meta-updates (one unroll of K optimizee steps, the backward
+pass and an Adam step on φ) on the same functions, in one process, after a warm-up. Reported:
+optimizee steps per second (R batched runs count as R steps each), milliseconds per meta-update,
+and the memory autograd keeps for the backward pass of one unroll (saved tensors, deduplicated).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from l2l.lstm import LSTMConfig, LSTMOptimizer
+from l2l.problems import make_problem
+from l2l.reference import reference_unroll
+from l2l.train import hardware, truncate, unroll
+
+DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
+
+
+@contextmanager
+def saved_bytes(counter: dict):
+    """Count the bytes of tensors that autograd saves for backward (each storage once)."""
+    seen = set()
+
+    def pack(t):
+        key = (t.untyped_storage().data_ptr(), t.device)
+        if key not in seen:
+            seen.add(key)
+            counter["bytes"] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
+                      updates=5, warmup=1) -> dict:
+    """Time `updates` meta-updates of one implementation ('reference' or 'ours')."""
+    problem = make_problem(spec)
+    opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults)).to(device)
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
+    task = problem.sample(runs, seed=0, device=device)
+    theta, state = task.theta, opt.init(task.theta)
+    _, grad = task.loss_and_grad(theta)
+    memory = {"bytes": 0}
+
+    def meta_update(count_memory=False):
+        nonlocal theta, state, grad
+        with saved_bytes(memory) if count_memory else nullcontext():
+            if impl == "reference":
+                loss, _, theta, state = reference_unroll(opt, task, theta, state, unroll_steps)
+            else:
+                loss, _, theta, state, grad = unroll(opt, task, theta, state, grad, unroll_steps)
+        meta_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        meta_opt.step()
+        theta, state = truncate(theta, state)
+
+    for i in range(warmup):
+        meta_update(count_memory=i == 0)
+    _sync(device)
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(updates):
+        meta_update()
+    _sync(device)
+    seconds = (time.perf_counter() - start) / updates
+    row = {
+        "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs, "impl": impl,
+        "steps_per_s": unroll_steps * runs / seconds, "ms_per_meta_update": 1000 * seconds,
+        "autograd_MB": memory["bytes"] / 2**20,
+    }
+    if torch.device(device).type == "cuda":
+        row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return row
+
+
+def bench(device="cpu", cases=DEFAULT_CASES, updates=5, json_out: str | Path | None = None) -> list[dict]:
+    torch.manual_seed(0)
+    rows = []
+    for spec, runs in cases:
+        pair = [time_meta_updates(spec, runs, impl, device, updates=updates) for impl in ("reference", "ours")]
+        pair[1]["speedup"] = pair[1]["steps_per_s"] / pair[0]["steps_per_s"]
+        rows += pair
+    print(format_table(rows, device))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
+                                              "rows": rows}, indent=1))
+    return rows
+
+
+def format_table(rows: list[dict], device="cpu") -> str:
+    """A Markdown table of bench rows."""
+    lines = [f"meta-training throughput on {hardware(device)}, torch {torch.__version__}", "",
+             "| problem | coordinates | runs | implementation | optimizee steps/s | ms per meta-update "
+             "| autograd memory (MB) | speed-up |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        speedup = f"{r['speedup']:.2f}×" if "speedup" in r else ""
+        lines.append(f"| {r['problem']} | {r['coords']:,} | {r['runs']} | {r['impl']} | "
+                     f"{r['steps_per_s']:,.0f} | {r['ms_per_meta_update']:,.1f} | "
+                     f"{r['autograd_MB']:,.1f} | {speedup} |")
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Command line: headless reruns of everything the book shows.
+
+    python -m l2l train    --problem SPEC [--scale smoke|paper] [--device cpu|cuda] [--out CKPT] [--resume]
+    python -m l2l evaluate --problem SPEC --optimizer CKPT [--baselines sgd,rmsprop,adam,nag]
+                           [--steps N] [--runs N] [--seed S] [--device D] --json OUT
+    python -m l2l bench    [--device D] [--json OUT]
+    python -m l2l book     [--scale S] [--device D] [--retrain] [--out DIR] [--build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from l2l.baselines import BASELINES
+
+
+def _device(name: str) -> str:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{name!r} requested but CUDA is not available here")
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    return name
+
+
+def _baselines(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in BASELINES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown baseline(s) {', '.join(bad)}; choose from {', '.join(BASELINES)}")
+    return names
+
+
+def cmd_train(args):
+    from l2l.presets import checkpoint_path, train_config
+    from l2l.train import meta_train
+
+    overrides = {k: v for k, v in dict(epochs=args.epochs, runs=args.runs, meta_lr=args.meta_lr,
+                                       seed=args.seed).items() if v is not None}
+    config = train_config(args.problem, args.scale, **overrides)
+    out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
+    print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
+    ck = meta_train(config, out, device=args.device, resume=args.resume,
+                    max_minutes=args.max_minutes)
+    best = ck["best"]
+    status = "done" if ck["epoch"] >= config.epochs else "stopped early; continue with --resume"
+    print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
+          f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
+
+
+def cmd_evaluate(args):
+    from l2l.evaluate import compare, to_json
+    from l2l.paths import DATA
+    from l2l.presets import test_settings
+    from l2l.problems import make_problem
+    from l2l.train import load_checkpoint, optimizer_from
+
+    problem = make_problem(args.problem)
+    settings = test_settings(args.problem, args.scale)
+    runs = args.runs or settings["runs"]
+    optimizers = {}
+    for i, path in enumerate(args.optimizer or []):
+        label = "LSTM" if i == 0 else f"LSTM ({Path(path).stem})"
+        optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device)
+    cache = None if args.no_cache else DATA / "results" / "tuned_lr.json"
+    curves = compare(problem, optimizers, args.baselines, steps=args.steps, runs=runs, seed=args.seed,
+                     tune_runs=settings["tune_runs"], device=args.device, cache=cache)
+    result = to_json(curves, problem=problem.spec, steps=args.steps, runs=runs, seed=args.seed,
+                     optimizer_checkpoints=args.optimizer or [])
+    for label, c in curves.items():
+        lr = f" (lr {c.lr:g})" if c.lr is not None else ""
+        print(f"{label:>8}{lr}: final loss {c.final:.4g} ± {c.final_ci95:.2g}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"-> {args.json}")
+
+
+def cmd_bench(args):
+    from l2l.bench import bench
+
+    bench(args.device, updates=args.updates, json_out=args.json)
+
+
+def cmd_book(args):
+    from l2l.book import build, execute
+
+    out = Path(args.out)
+    execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters)
+    if args.build:
+        build(out, strict=args.scale == "smoke")
+
+
+def parser() -> argparse.ArgumentParser:
+    from l2l.presets import SCALES
+
+    p = argparse.ArgumentParser(prog="python -m l2l", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q):
+        q.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:1, ...")
+        q.add_argument("--scale", choices=SCALES, default="paper")
+
+    t = sub.add_parser("train", help="meta-train an LSTM optimizer")
+    t.add_argument("--problem", required=True, help="e.g. quadratic, mnist:hidden=20")
+    common(t)
+    t.add_argument("--out", help="checkpoint file (default data/checkpoints/<problem>.pt)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--runs", type=int, help="functions per meta-update")
+    t.add_argument("--meta-lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")
+    e.add_argument("--problem", required=True)
+    e.add_argument("--optimizer", action="append", help="checkpoint of a trained optimizer (repeatable)")
+    e.add_argument("--baselines", type=_baselines, default=list(BASELINES),
+                   help="comma-separated, from sgd,rmsprop,adam,nag (default all)")
+    e.add_argument("--steps", type=int, default=100)
+    e.add_argument("--runs", type=int, help="test functions (default: the scale's)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-cache", action="store_true", help="retune baselines instead of reusing data/results")
+    e.add_argument("--json", required=True, help="output file")
+    common(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
+    b.add_argument("--device", type=_device, default="cpu")
+    b.add_argument("--updates", type=int, default=5, help="timed meta-updates per row")
+    b.add_argument("--json", help="also write the figures here")
+    b.set_defaults(func=cmd_bench)
+
+    k = sub.add_parser("book", help="execute the chapters with papermill (and build the HTML)")
+    common(k)
+    k.add_argument("--retrain", action="store_true", help="recompute trained optimizers and tunings")
+    k.add_argument("--out", default=".", help="book root to write book/*.ipynb under (default .)")
+    k.add_argument("--chapters", nargs="*", help="notebook names (default: every chapter in _toc.yml)")
+    k.add_argument("--build", action="store_true", help="then run jupyter-book build")
+    k.set_defaults(func=cmd_book)
+    return p
+
+
+def main(argv=None):
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+        for name in ("steps", "runs", "epochs", "updates"):
+            if getattr(args, name, None) is not None and getattr(args, name) < 1:
+                raise ValueError(f"--{name} must be positive")
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        p.exit(2, f"{p.prog}: error: {error}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Scales: how much work each experiment does, per problem family.
+
+`smoke` proves that everything runs end to end in seconds (CI); `paper` is what the book shows.
+A chapter's `scale` parameter and the CLI's `--scale` both read this one table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from l2l.lstm import LSTMConfig
+from l2l.paths import CHECKPOINTS
+from l2l.problems import make_problem
+from l2l.train import TrainConfig
+
+SCALES = ("smoke", "paper")
+
+# train: TrainConfig fields; test: functions per test curve and per learning rate when tuning
+PRESETS = {
+    "quadratic": {
+        "paper": {"train": dict(epochs=2000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
+                  "test": dict(runs=1000, tune_runs=256)},
+        "smoke": {"train": dict(epochs=20, runs=4, eval_every=10, eval_runs=16),
+                  "test": dict(runs=16, tune_runs=8)},
+    },
+    "mnist": {
+        "paper": {"train": dict(epochs=2000, runs=1, meta_lr=1e-3, eval_every=100, eval_runs=32),
+                  "test": dict(runs=100, tune_runs=32)},
+        "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
+                  "test": dict(runs=4, tune_runs=2)},
+    },
+}
+
+
+def _preset(family: str, scale: str) -> dict:
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    if family not in PRESETS:
+        raise ValueError(f"no presets for problem family {family!r}; families: {', '.join(PRESETS)}")
+    return PRESETS[family][scale]
+
+
+def train_config(spec: str, scale: str = "paper", **overrides) -> TrainConfig:
+    """The meta-training recipe for a problem at a scale; keyword arguments override fields."""
+    problem = make_problem(spec)
+    settings = {**_preset(problem.family, scale)["train"], **overrides}
+    optimizer = settings.pop("optimizer", LSTMConfig(**problem.optimizer_defaults))
+    return TrainConfig(problem=problem.spec, optimizer=optimizer, **settings)
+
+
+def test_settings(spec: str, scale: str = "paper") -> dict:
+    """{runs, tune_runs} of the test protocol for a problem at a scale."""
+    return dict(_preset(make_problem(spec).family, scale)["test"])
+
+
+def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path = CHECKPOINTS) -> Path:
+    """`data/checkpoints/<problem>.pt` at paper scale, `<problem>-<scale>.pt` otherwise."""
+    slug = make_problem(spec).slug
+    return Path(folder) / (f"{slug}.pt" if scale == "paper" else f"{slug}-{scale}.pt")

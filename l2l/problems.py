@@ -1,0 +1,243 @@
+"""Optimizees: families of random functions f(θ), named by a SPEC such as `quadratic:dim=10`.
+
+A problem family samples a `Task`: R functions at once, with their initial parameters θ_0 as one
+[R, n] tensor (row r belongs to run r) and a pure loss f(θ, batch) -> [R]. Batching runs this way
+lets every optimizer advance many independent runs in the same tensor operations. All randomness
+comes from a `torch.Generator` on the CPU, seeded through `derive_seed`, so a seed names the same
+functions on every device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def derive_seed(seed: int, stream: str, index: int = 0) -> int:
+    """An independent seed for one use ('train' epoch k, 'valid', 'test', ...) of a master seed."""
+    digest = hashlib.sha256(f"{seed}/{stream}/{index}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class Task:
+    """R optimizee functions drawn from one family, with their starting point.
+
+    Attributes:
+        theta: [R, n] initial parameters θ_0, one row per run.
+        loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone.
+        batch: draws the data of one optimizee step (a fresh minibatch; None for quadratics).
+    """
+
+    theta: Tensor
+    loss: Callable[[Tensor, Any], Tensor]
+    batch: Callable[[], Any] = field(default=lambda: None)
+
+    @property
+    def runs(self) -> int:
+        return self.theta.shape[0]
+
+    def loss_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """f(θ_t) and ∇_t on a fresh batch, both detached from any graph θ belongs to.
+
+        Detaching here is the paper's dropped second derivatives: ∇_t enters the optimizer as a
+        constant input, and the optimizee's own graph is freed at once.
+        """
+        theta = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self.loss(theta, self.batch())
+            (grad,) = torch.autograd.grad(f.sum(), theta)  # rows are independent: ∇ of each run
+        return f.detach(), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry and SPEC strings
+
+
+PROBLEMS: dict[str, type] = {}
+
+
+def register(cls):
+    PROBLEMS[cls.family] = cls
+    return cls
+
+
+def _options(cls) -> str:
+    return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
+
+
+def _parse_value(text: str, default: Any, key: str):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in ("0", "1", "true", "false"):
+                raise ValueError
+            return text.lower() in ("1", "true")
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"option {key}={text!r}: expected a {kind.__name__}") from None
+
+
+def make_problem(spec: str):
+    """Parse a SPEC `family[:key=value,...]` into a problem; unknown names fail with the choices."""
+    family, _, options = spec.strip().partition(":")
+    if family not in PROBLEMS:
+        known = "; ".join(f"{name} ({_options(c)})" for name, c in PROBLEMS.items())
+        raise ValueError(f"unknown problem {family!r}. Known problems and their options: {known}")
+    cls = PROBLEMS[family]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for item in filter(None, (s.strip() for s in options.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in defaults:
+            raise ValueError(f"{family}: bad option {item!r}. Options (with defaults): {_options(cls)}")
+        kwargs[key] = _parse_value(value, defaults[key], key)
+    return cls(**kwargs)
+
+
+class Problem:
+    """Base of the problem families: a SPEC round trip and a file-name-safe slug."""
+
+    family = ""
+    # The learned optimizer's input and output treatment for this family (`LSTMConfig` fields)
+    optimizer_defaults: dict = {}
+
+    @property
+    def spec(self) -> str:
+        """The canonical SPEC: the family plus the options that differ from their defaults."""
+        changed = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        ]
+        return self.family + (":" + ",".join(changed) if changed else "")
+
+    @property
+    def slug(self) -> str:
+        return self.spec.replace(":", "-").replace(",", "-").replace("=", "")
+
+    def sample(self, runs: int, seed: int, device: str | torch.device = "cpu") -> Task:
+        raise NotImplementedError
+
+
+def _check_choice(name: str, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: choose from {', '.join(map(str, choices))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Quadratics (paper section 3.1)
+
+
+def quadratic_loss(theta: Tensor, W: Tensor, y: Tensor) -> Tensor:
+    """‖Wθ − y‖² for R functions: θ [R, d], W [R, d, d], y [R, d] -> [R]."""
+    residual = torch.einsum("rij,rj->ri", W, theta) - y  # Wθ − y
+    return residual.pow(2).sum(-1)
+
+
+@register
+@dataclass(frozen=True)
+class Quadratic(Problem):
+    """f(θ) = ‖Wθ − y‖², W [dim, dim] and y [dim] i.i.d. N(0, 1) per function [paper].
+
+    `init_std` is the spread of θ_0 ~ N(0, init_std²) (0.01 in the official code).
+    """
+
+    family = "quadratic"
+    optimizer_defaults = {"preprocess": None, "output_scale": 1.0}  # [paper]: neither on quadratics
+
+    dim: int = 10
+    init_std: float = 0.01
+
+    def __post_init__(self):
+        if self.dim < 1:
+            raise ValueError(f"dim must be positive, got {self.dim}")
+
+    def sample(self, runs, seed, device="cpu"):
+        g = generator(seed)
+        W = torch.randn(runs, self.dim, self.dim, generator=g).to(device)
+        y = torch.randn(runs, self.dim, generator=g).to(device)
+        theta = (self.init_std * torch.randn(runs, self.dim, generator=g)).to(device)
+
+        return Task(theta, lambda theta, batch=None: quadratic_loss(theta, W, y))
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST multi-layer perceptrons (paper section 3.2)
+
+
+@register
+@dataclass(frozen=True)
+class MNIST(Problem):
+    """Cross-entropy of an MLP 784-hidden-…-10 on a fresh random minibatch every step [paper].
+
+    θ holds every weight and bias of the network flattened into one row per run; `layers` hidden
+    layers of `hidden` units each use `activation`. θ_0 ~ N(0, init_std²) i.i.d. [paper; std from code].
+    """
+
+    family = "mnist"
+    optimizer_defaults = {"preprocess": 10.0, "output_scale": 0.1}  # [paper]
+
+    hidden: int = 20
+    layers: int = 1
+    activation: str = "sigmoid"
+    batch: int = 128
+    split: str = "train"
+    init_std: float = 0.01
+
+    def __post_init__(self):
+        _check_choice("activation", self.activation, ("sigmoid", "relu", "tanh"))
+        _check_choice("split", self.split, ("train", "test"))
+        if self.hidden < 1 or self.layers < 0 or self.batch < 1:
+            raise ValueError("hidden and batch must be positive, layers non-negative")
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of every layer, input to logits."""
+        sizes = [784] + [self.hidden] * self.layers + [10]
+        return list(zip(sizes[:-1], sizes[1:]))
+
+    @property
+    def size(self) -> int:
+        return sum(i * o + o for i, o in self.shapes)
+
+    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        """MLP forward pass for R runs at once: θ [R, n], x [R, B, 784] -> [R, B, 10]."""
+        act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[self.activation]
+        offset = 0
+        for k, (i, o) in enumerate(self.shapes):
+            W = theta[:, offset : offset + i * o].view(-1, i, o)  # [R, in, out]
+            b = theta[:, offset + i * o : offset + i * o + o]  # [R, out]
+            offset += i * o + o
+            x = torch.baddbmm(b[:, None, :], x, W)  # [R, B, out]
+            if k < len(self.shapes) - 1:
+                x = act(x)
+        return x
+
+    def sample(self, runs, seed, device="cpu"):
+        from l2l.data import mnist
+
+        images, labels = mnist(self.split, device)  # [N, 784] floats in [0, 1], [N]
+        g = generator(seed)
+        theta = (self.init_std * torch.randn(runs, self.size, generator=g)).to(device)
+
+        def batch():
+            idx = torch.randint(len(labels), (runs, self.batch), generator=g).to(device)
+            return images[idx], labels[idx]  # [R, B, 784], [R, B]
+
+        def loss(theta, batch):
+            x, y = batch
+            logits = self.logits(theta, x)
+            return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(-1)  # [R]
+
+        return Task(theta, loss, batch)

@@ -1,0 +1,257 @@
+"""Meta-training: fit the LSTM optimizer's weights φ by truncated backpropagation through time.
+
+The meta-loss of one run of T optimizee steps is (paper, eq. 3, with w_t = 1):
+
+    L(φ) = E_f [ Σ_{t=1..T} f(θ_t) ].
+
+A run is cut into unrolls of K steps (20 of 100 by default). After each unroll φ takes one Adam
+step on that unroll's loss Σ_t f(θ_t); θ and the LSTM state then carry over into the next unroll
+with their history cut (`truncate`). Gradients ∇_t enter the optimizer as constants: the paper
+drops second derivatives, so no Hessian of f is ever formed.
+
+Each run of T steps is an epoch; `runs` functions are batched per epoch and their meta-gradients
+averaged. Every `eval_every` epochs the frozen φ runs on a fixed set of validation functions
+(never the test functions), and the φ with the lowest mean final loss is kept (early stopping).
+The checkpoint written then holds everything needed to resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from l2l.evaluate import run
+from l2l.lstm import LSTMConfig, LSTMOptimizer, State
+from l2l.problems import Task, derive_seed, make_problem
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One meta-training recipe. Defaults follow the paper where it speaks, else the code."""
+
+    problem: str = "quadratic"  # SPEC of the training family
+    optimizer: LSTMConfig = field(default_factory=LSTMConfig)
+    steps: int = 100  # T: optimizee steps per run [paper]
+    unroll: int = 20  # K: steps per truncation, one meta-update each [paper]
+    epochs: int = 1000  # runs of T steps [open]; the code does 10,000
+    runs: int = 1  # functions batched per epoch, meta-gradients averaged [open]; 1 in the code
+    meta_lr: float = 1e-3  # Adam on φ [code]; the paper random-searched it
+    eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
+    eval_runs: int = 64  # validation functions [open]; 20 in the code
+    seed: int = 0  # seeds φ's init, the training functions and the validation functions
+
+    def __post_init__(self):
+        if self.steps % self.unroll:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
+        for name in ("steps", "unroll", "epochs", "runs", "eval_every", "eval_runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.meta_lr > 0:
+            raise ValueError(f"meta_lr must be positive, got {self.meta_lr}")
+        make_problem(self.problem)  # fail early on a bad SPEC
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{**d, "optimizer": LSTMConfig(**d["optimizer"])})
+
+
+def truncate(theta: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    """The truncation boundary of BPTT: θ and the LSTM state keep their values but forget how
+    they were computed, so the next meta-update backpropagates through its own unroll only."""
+    return theta.detach(), tuple(s.detach() for s in state)
+
+
+def unroll(opt, task: Task, theta, state, grad, steps: int):
+    """Run `steps` optimizer steps from θ, keeping the graph of φ.
+
+    Args:
+        opt: the learned optimizer (`init`/`step`).
+        task: R functions; theta [R, n] and grad = ∇f(θ) [R, n] where the unroll starts.
+    Returns:
+        (surrogate, losses [steps, R], theta, state, grad): `surrogate.backward()` gives the
+        meta-gradient of Σ_t mean_r f_r(θ_t); theta, state and grad are where the unroll ends.
+    """
+    surrogate, losses = 0.0, []
+    for _ in range(steps):
+        update, state = opt.step(grad, state)
+        theta = theta + update  # θ_{t+1} = θ_t + g_t
+        f, grad = task.loss_and_grad(theta)
+        # With ∇_t held constant (second derivatives dropped), ∂f(θ_t)/∂φ = ∇_tᵀ ∂θ_t/∂φ, which is
+        # also the meta-gradient of ⟨∇_t, θ_t⟩: the optimizee's graph need not be kept.
+        surrogate = surrogate + (grad * theta).sum()
+        losses.append(f)
+    return surrogate / task.runs, torch.stack(losses), theta, state, grad
+
+
+def train_epoch(opt, meta_opt, task: Task, config: TrainConfig) -> float:
+    """One run of T steps on `task`, with a meta-update after each unroll.
+
+    Returns the mean meta-loss per unroll (Σ_t f(θ_t), averaged over runs), or NaN when a
+    meta-loss or meta-gradient was not finite: that update is skipped and the run abandoned.
+    """
+    theta = task.theta
+    state = opt.init(theta)
+    _, grad = task.loss_and_grad(theta)
+    total = 0.0
+    for _ in range(config.steps // config.unroll):
+        surrogate, losses, theta, state, grad = unroll(opt, task, theta, state, grad, config.unroll)
+        meta_loss = losses.sum(0).mean()
+        meta_opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(meta_loss):
+            return math.nan
+        surrogate.backward()
+        if not all(torch.isfinite(p.grad).all() for p in opt.parameters()):
+            return math.nan
+        meta_opt.step()
+        theta, state = truncate(theta, state)
+        total += meta_loss.item()
+    return total / (config.steps // config.unroll)
+
+
+@torch.no_grad()
+def validate(opt, config: TrainConfig, device) -> float:
+    """Mean final loss of the frozen optimizer on the fixed validation functions."""
+    problem = make_problem(config.problem)
+    task = problem.sample(config.eval_runs, derive_seed(config.seed, "valid"), device)
+    final = run(task, opt, config.steps)[:, -1].mean().item()
+    return final if math.isfinite(final) else math.inf
+
+
+def hardware(device) -> str:
+    """A one-line description of where a computation ran."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def _save(checkpoint: dict, path: Path):
+    """Write atomically, so an interruption never leaves a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def meta_train(
+    config: TrainConfig,
+    path: str | Path | None = None,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+    max_minutes: float | None = None,
+) -> dict:
+    """Meta-train an LSTM optimizer, checkpointing to `path` at every validation.
+
+    Args:
+        config: the recipe.
+        path: checkpoint file; with `resume`, a checkpoint there of the same config is continued.
+        stop_after: stop (checkpointed) once this many epochs are done, e.g. to split a long run.
+        max_minutes: stop (checkpointed) after this much wall time in this call.
+    Returns:
+        The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
+    """
+    path = Path(path) if path else None
+    problem = make_problem(config.problem)
+    opt = LSTMOptimizer(config.optimizer, seed=config.seed).to(device)
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=config.meta_lr)
+    ck = {
+        "config": config.to_dict(),
+        "epoch": 0,
+        "weights": opt.state_dict(),
+        "best": {"epoch": 0, "val": math.inf, "weights": opt.state_dict()},
+        "history": [],
+        "skipped": 0,
+        "wall_time": 0.0,
+    }
+    if resume and path and path.exists():
+        saved = torch.load(path, map_location=device, weights_only=False)
+        if saved["config"] == ck["config"]:
+            ck = saved
+            opt.load_state_dict(ck["weights"])
+            meta_opt.load_state_dict(ck["meta_opt"])
+        else:
+            print(f"{path}: saved config differs from the requested one; training afresh")
+
+    def checkpoint():
+        ck.update(weights=opt.state_dict(), meta_opt=meta_opt.state_dict(), torch=torch.__version__)
+        ck["hardware"] = hardware(device)  # where the latest epochs ran
+        if path:
+            _save(ck, path)
+
+    if ck["epoch"] >= config.epochs:  # finished already: nothing to train, nothing to rewrite
+        return ck
+
+    start, last = time.perf_counter(), ck["wall_time"]
+    window = []  # training meta-losses since the last validation
+    bar = tqdm(range(ck["epoch"], config.epochs), initial=ck["epoch"], total=config.epochs,
+               desc=f"meta-train {problem.spec}", disable=not progress, mininterval=1.0)
+    try:
+        for epoch in bar:
+            task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
+            loss = train_epoch(opt, meta_opt, task, config)
+            if math.isfinite(loss):
+                window.append(loss)
+            else:
+                ck["skipped"] += 1
+            ck["epoch"] = epoch + 1
+            ck["wall_time"] = last + time.perf_counter() - start
+            done = ck["epoch"] == config.epochs
+            if ck["epoch"] % config.eval_every == 0 or done:
+                val = validate(opt, config, device)
+                train_loss = sum(window) / len(window) if window else math.nan
+                ck["history"].append({"epoch": ck["epoch"], "train": train_loss, "val": val,
+                                      "time": ck["wall_time"]})
+                window = []
+                if val < ck["best"]["val"]:  # never keeps a non-finite optimizer: val is inf then
+                    ck["best"] = {"epoch": ck["epoch"], "val": val,
+                                  "weights": {k: v.clone() for k, v in opt.state_dict().items()}}
+                checkpoint()
+                bar.set_postfix(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}",
+                                best=f"{ck['best']['val']:.4g}", skipped=ck["skipped"])
+            if (stop_after and ck["epoch"] >= stop_after) or (
+                max_minutes and time.perf_counter() - start > 60 * max_minutes
+            ):
+                break
+    except KeyboardInterrupt:
+        print(f"interrupted at epoch {ck['epoch']}; checkpoint saved, rerun with resume to continue")
+        checkpoint()
+        raise
+    bar.close()
+    checkpoint()
+    return ck
+
+
+def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best") -> LSTMOptimizer:
+    """The trained optimizer held in a checkpoint: its best (early-stopped) or its last weights."""
+    config = TrainConfig.from_dict(checkpoint["config"])
+    opt = LSTMOptimizer(config.optimizer, seed=config.seed).to(device)
+    weights = checkpoint["best"]["weights"] if which == "best" else checkpoint["weights"]
+    opt.load_state_dict(weights)
+    return opt.eval().requires_grad_(False)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no trained optimizer at {path}; train one with `python -m l2l train`")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu",
+                  retrain: bool = False, progress: bool = True) -> tuple[LSTMOptimizer, dict]:
+    """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
+    config is there, resumed when an unfinished one is, trained afresh otherwise or on `retrain`."""
+    ck = meta_train(config, path, device=device, resume=not retrain, progress=progress)
+    return optimizer_from(ck, device), ck

@@ -1,0 +1,151 @@
+"""Meta-training mechanics: dropped second derivatives, the fast path against the reference,
+truncation, resume, the NaN guard, and a small but real learning check."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import needs_mnist
+from l2l.baselines import SGD
+from l2l.evaluate import run
+from l2l.lstm import LSTMConfig, LSTMOptimizer
+from l2l.problems import Task, derive_seed, make_problem
+from l2l.reference import reference_unroll
+from l2l.train import TrainConfig, meta_train, optimizer_from, train_epoch, truncate, unroll
+
+
+def _meta_grads(opt):
+    return [p.grad.clone() for p in opt.parameters()]
+
+
+def _ours(opt, task, steps):
+    theta, state = task.theta, opt.init(task.theta)
+    _, grad = task.loss_and_grad(theta)
+    surrogate, losses, theta, state, _ = unroll(opt, task, theta, state, grad, steps)
+    opt.zero_grad()
+    surrogate.backward()
+    return _meta_grads(opt), losses, theta
+
+
+def _reference(opt, task, steps, second_order=False):
+    theta, state = task.theta, opt.init(task.theta)
+    meta_loss, losses, theta, _ = reference_unroll(opt, task, theta, state, steps)
+    opt.zero_grad()
+    meta_loss.backward()
+    return _meta_grads(opt), losses, theta
+
+
+CASES = [("quadratic", LSTMConfig(preprocess=None)), ("quadratic:dim=5", LSTMConfig(output_scale=0.1))]
+
+
+@pytest.mark.parametrize("spec,config", CASES)
+def test_fast_path_gives_reference_meta_gradients_and_trajectory(spec, config):
+    problem = make_problem(spec)
+    opt = LSTMOptimizer(config, seed=0)
+    sample = lambda: problem.sample(runs=3, seed=11)
+    g_ours, l_ours, th_ours = _ours(opt, sample(), steps=6)
+    g_ref, l_ref, th_ref = _reference(opt, sample(), steps=6)
+    torch.testing.assert_close(l_ours, l_ref)
+    torch.testing.assert_close(th_ours, th_ref)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert any(g.abs().sum() > 0 for g in g_ours)
+
+
+@needs_mnist
+def test_fast_path_gives_reference_meta_gradients_on_mnist():
+    problem = make_problem("mnist:hidden=5,batch=16")
+    opt = LSTMOptimizer(LSTMConfig(output_scale=0.1), seed=0)
+    g_ours, l_ours, _ = _ours(opt, problem.sample(runs=2, seed=3), steps=4)
+    g_ref, l_ref, _ = _reference(opt, problem.sample(runs=2, seed=3), steps=4)
+    torch.testing.assert_close(l_ours, l_ref)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_second_derivatives_are_dropped_but_earlier_updates_carry_gradient():
+    """The meta-gradient must equal the one with ∇_t held constant, and differ from the one that
+    differentiates through ∇_t (which would form Hessian-vector products)."""
+    problem = make_problem("quadratic")
+    opt = LSTMOptimizer(LSTMConfig(preprocess=None), seed=0)
+    task = problem.sample(runs=2, seed=5)
+    g_ours, _, _ = _ours(opt, task, steps=4)
+
+    # the same unroll with second derivatives kept: grad taken with create_graph=True
+    task = problem.sample(runs=2, seed=5)
+    theta, state = task.theta.clone().requires_grad_(True), opt.init(task.theta)
+    meta = 0.0
+    grad = torch.autograd.grad(task.loss(theta, None).sum(), theta, create_graph=True)[0]
+    for _ in range(4):
+        update, state = opt.step(grad, state)
+        theta = theta + update
+        f = task.loss(theta, None)
+        grad = torch.autograd.grad(f.sum(), theta, create_graph=True)[0]
+        meta = meta + f.mean()
+    opt.zero_grad()
+    meta.backward()
+    g_second = _meta_grads(opt)
+    assert any(g.abs().sum() > 0 for g in g_ours), "the meta-gradient flows through earlier updates"
+    assert not all(torch.allclose(a, b, rtol=1e-2) for a, b in zip(g_ours, g_second)), "second derivatives leaked"
+
+    # and ∇_t handed to the optimizer has no graph at all
+    f, grad = task.loss_and_grad(task.theta.requires_grad_(True) * 2)
+    assert grad.grad_fn is None and not grad.requires_grad and f.grad_fn is None
+
+
+def test_truncate_cuts_history_but_keeps_values():
+    opt = LSTMOptimizer(LSTMConfig(preprocess=None))
+    task = make_problem("quadratic").sample(runs=2, seed=0)
+    theta, state = task.theta, opt.init(task.theta)
+    _, grad = task.loss_and_grad(theta)
+    _, _, theta, state, _ = unroll(opt, task, theta, state, grad, 3)
+    assert theta.requires_grad and all(s.requires_grad for s in state)
+    cut_theta, cut_state = truncate(theta, state)
+    assert not cut_theta.requires_grad and not any(s.requires_grad for s in cut_state)
+    torch.testing.assert_close(cut_theta, theta.detach())
+
+
+SMALL = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
+                    eval_every=2, eval_runs=4, steps=20, unroll=5, meta_lr=3e-3)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    whole = meta_train(SMALL, tmp_path / "whole.pt", progress=False)
+    part = meta_train(SMALL, tmp_path / "split.pt", progress=False, stop_after=3)
+    assert part["epoch"] == 3
+    resumed = meta_train(SMALL, tmp_path / "split.pt", progress=False)
+    assert resumed["epoch"] == 6
+    torch.testing.assert_close(resumed["weights"], whole["weights"], rtol=0, atol=0)
+    assert resumed["best"]["val"] == whole["best"]["val"]
+    assert [h["val"] for h in resumed["history"]] == [h["val"] for h in whole["history"]]
+
+
+def test_changed_config_does_not_resume(tmp_path, capsys):
+    meta_train(SMALL, tmp_path / "a.pt", progress=False, stop_after=2)
+    other = TrainConfig(**{**SMALL.__dict__, "meta_lr": 1e-2})
+    ck = meta_train(other, tmp_path / "a.pt", progress=False, stop_after=1)
+    assert ck["epoch"] == 1 and "differs" in capsys.readouterr().out
+
+
+def test_nan_meta_loss_is_skipped_and_weights_untouched():
+    opt = LSTMOptimizer(LSTMConfig(preprocess=None))
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-2)
+    before = {k: v.clone() for k, v in opt.state_dict().items()}
+    theta = torch.zeros(2, 3)
+    task = Task(theta, lambda th, b: (th.sum(-1) + 1) * math.inf)
+    assert math.isnan(train_epoch(opt, meta_opt, task, SMALL))
+    torch.testing.assert_close(opt.state_dict(), before, rtol=0, atol=0)
+
+
+def test_short_meta_training_beats_fixed_step_sgd(tmp_path):
+    config = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=150,
+                         runs=8, eval_every=50, eval_runs=32, meta_lr=3e-3)
+    ck = meta_train(config, tmp_path / "q.pt", progress=False)
+    lstm = optimizer_from(ck)
+    problem = make_problem("quadratic")
+    test = lambda opt: run(problem.sample(128, derive_seed(0, "test")), opt, 100)[:, -1].mean().item()
+    untrained = LSTMOptimizer(config.optimizer, seed=0)
+    lstm_loss, sgd_loss = test(lstm), test(SGD(lr=0.01))
+    assert lstm_loss < sgd_loss, (lstm_loss, sgd_loss)
+    assert lstm_loss < test(untrained), "training must improve on the initial optimizer"
