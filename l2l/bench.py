@@ -18,7 +18,8 @@ import torch
 from l2l.lstm import LSTMConfig, LSTMOptimizer
 from l2l.problems import make_problem
 from l2l.reference import reference_unroll
-from l2l.train import hardware, truncate, unroll
+from l2l.report import hardware
+from l2l.train import truncate, unroll
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 

@@ -18,7 +18,7 @@ SCALES = ("smoke", "paper")
 # train: TrainConfig fields; test: functions per test curve and per learning rate when tuning
 PRESETS = {
     "quadratic": {
-        "paper": {"train": dict(epochs=2000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
+        "paper": {"train": dict(epochs=3000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
                   "test": dict(runs=1000, tune_runs=256)},
         "smoke": {"train": dict(epochs=20, runs=4, eval_every=10, eval_runs=16),
                   "test": dict(runs=16, tune_runs=8)},

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 from l2l.evaluate import run
 from l2l.lstm import LSTMConfig, LSTMOptimizer, State
 from l2l.problems import Task, derive_seed, make_problem
+from l2l.report import hardware
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,6 @@ def validate(opt, config: TrainConfig, device) -> float:
     task = problem.sample(config.eval_runs, derive_seed(config.seed, "valid"), device)
     final = run(task, opt, config.steps)[:, -1].mean().item()
     return final if math.isfinite(final) else math.inf
-
-
-def hardware(device) -> str:
-    """A one-line description of where a computation ran."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def _save(checkpoint: dict, path: Path):

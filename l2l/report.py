@@ -1,0 +1,57 @@
+"""What a chapter prints besides its figures: tables of results and where and how long things ran."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from l2l.evaluate import Curve
+
+
+def hardware(device="cpu") -> str:
+    """A one-line description of where a computation runs."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def final_table(curves: dict[str, Curve], paper: dict[str, float] | None = None,
+                steps: tuple[int, ...] | None = None) -> str:
+    """A Markdown table: tuned learning rate, mean loss ± 95% interval at chosen steps (default
+    the last), and the paper's approximate value when given."""
+    steps = steps or (len(next(iter(curves.values())).mean) - 1,)
+    head = "| optimizer | learning rate | " + " | ".join(f"loss at step {s}" for s in steps) + " |"
+    rule = "| --- | ---: | " + " | ".join("---:" for _ in steps) + " |"
+    if paper:
+        head, rule = head + " paper (≈) |", rule + " ---: |"
+    lines = [head, rule]
+    for label, c in curves.items():
+        lr = "–" if c.lr is None else f"{c.lr:.3g}"
+        cells = " | ".join(f"{c.mean[s]:.3f} ± {c.ci95[s]:.3f}" for s in steps)
+        row = f"| {label} | {lr} | {cells} |"
+        if paper:
+            row += f" {paper.get(label, '–')} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> str:
+    """One sentence saying where the learned optimizer ends against the best other curve, and
+    whether the 95% intervals separate them."""
+    me = curves[learned]
+    others = {k: c for k, c in curves.items() if k != learned}
+    best_label = min(others, key=lambda k: others[k].mean[step])
+    best = others[best_label]
+    a, b = me.mean[step], best.mean[step]
+    separated = abs(a - b) > me.ci95[step] + best.ci95[step]
+    where = "below" if a < b else "above"
+    how = "and the 95% intervals do not overlap" if separated else "but the 95% intervals overlap"
+    return (f"At step {len(me.mean) - 1 if step == -1 else step}, the {learned} ends at {a:.3f}, "
+            f"{where} the best tuned baseline ({best_label}, {b:.3f}), {how}.")
