@@ -7,6 +7,7 @@ book's `_config.yml` turns Jupyter Book's own execution off).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ def execute(scale: str, device: str, out: Path, retrain: bool = False, names=Non
     project itself, and to `out/data/` otherwise, so a smoke run never touches the committed ones.
     """
     import papermill as pm
+
+    os.environ["L2L_PROGRESS"] = "0"  # the kernels inherit it: no progress bars stored in chapters
 
     out = Path(out).resolve()
     names = names or chapters()

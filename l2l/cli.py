@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -55,8 +54,8 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from l2l.evaluate import compare, to_json
-    from l2l.paths import DATA
+    from l2l.evaluate import compare, save
+    from l2l.paths import RESULTS
     from l2l.presets import test_settings
     from l2l.problems import make_problem
     from l2l.train import load_checkpoint, optimizer_from
@@ -68,16 +67,14 @@ def cmd_evaluate(args):
     for i, path in enumerate(args.optimizer or []):
         label = "LSTM" if i == 0 else f"LSTM ({Path(path).stem})"
         optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device)
-    cache = None if args.no_cache else DATA / "results" / "tuned_lr.json"
+    cache = None if args.no_cache else RESULTS / "tuned_lr.json"
     curves = compare(problem, optimizers, args.baselines, steps=args.steps, runs=runs, seed=args.seed,
                      tune_runs=settings["tune_runs"], device=args.device, cache=cache)
-    result = to_json(curves, problem=problem.spec, steps=args.steps, runs=runs, seed=args.seed,
-                     optimizer_checkpoints=args.optimizer or [])
+    save(curves, args.json, problem=problem.spec, steps=args.steps, runs=runs, seed=args.seed,
+         optimizer_checkpoints=args.optimizer or [])
     for label, c in curves.items():
         lr = f" (lr {c.lr:g})" if c.lr is not None else ""
         print(f"{label:>8}{lr}: final loss {c.final:.4g} ± {c.final_ci95:.2g}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
     print(f"-> {args.json}")
 
 

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from l2l.baselines import BASELINES, LABELS, make_baseline
 from l2l.problems import Task, derive_seed
+from l2l.report import progress as progress_bar
 
 # Learning rates tried for every baseline: powers of two from 2^-14 ≈ 6e-5 to 2^3 = 8 [open].
 LR_GRID = tuple(2.0**k for k in range(-14, 4))
@@ -106,7 +106,7 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu",
     key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={LR_GRID[0]:g}-{LR_GRID[-1]:g}"
     store = json.loads(Path(cache).read_text()) if cache and Path(cache).exists() else {}
     rates = store.get(key, {})
-    for name in tqdm(names, desc="tuning baselines", disable=not progress):
+    for name in progress_bar(names, progress, desc="tuning baselines"):
         if name not in rates:
             rates[name], _ = tune(problem, name, steps, runs, seed, device)
     if cache:
@@ -133,12 +133,16 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
     candidates = {label: (opt, None) for label, opt in optimizers.items()}
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}
     curves = {}
-    for label, (opt, lr) in tqdm(candidates.items(), desc="testing", disable=not progress):
+    for label, (opt, lr) in progress_bar(candidates.items(), progress, desc="testing"):
         task = problem.sample(runs, derive_seed(seed, "test"), device)
         curves[label] = Curve.of(label, run(task, opt, steps).cpu(), lr)
     return curves
 
 
-def to_json(curves: dict[str, Curve], **meta) -> dict:
-    return {**meta, "optimizers": {k: {**asdict(c), "final": c.final, "final_ci95": c.final_ci95}
-                                   for k, c in curves.items()}}
+def save(curves: dict[str, Curve], path: str | Path, **meta) -> dict:
+    """Write the curves (and any metadata, e.g. problem, steps, runs, seed) as JSON; returns it."""
+    result = {**meta, "optimizers": {k: {**asdict(c), "final": c.final, "final_ci95": c.final_ci95}
+                                     for k, c in curves.items()}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1))
+    return result

@@ -5,3 +5,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 CHECKPOINTS = DATA / "checkpoints"
+RESULTS = DATA / "results"

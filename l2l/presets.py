@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from l2l.lstm import LSTMConfig
-from l2l.paths import CHECKPOINTS
+from l2l.paths import CHECKPOINTS, RESULTS
 from l2l.problems import make_problem
 from l2l.train import TrainConfig
 
@@ -53,7 +53,16 @@ def test_settings(spec: str, scale: str = "paper") -> dict:
     return dict(_preset(make_problem(spec).family, scale)["test"])
 
 
+def _name(spec: str, scale: str) -> str:
+    slug = make_problem(spec).slug
+    return slug if scale == "paper" else f"{slug}-{scale}"
+
+
 def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path = CHECKPOINTS) -> Path:
     """`data/checkpoints/<problem>.pt` at paper scale, `<problem>-<scale>.pt` otherwise."""
-    slug = make_problem(spec).slug
-    return Path(folder) / (f"{slug}.pt" if scale == "paper" else f"{slug}-{scale}.pt")
+    return Path(folder) / f"{_name(spec, scale)}.pt"
+
+
+def results_path(spec: str, scale: str = "paper", folder: str | Path = RESULTS) -> Path:
+    """`data/results/<problem>.json` at paper scale, `<problem>-<scale>.json` otherwise."""
+    return Path(folder) / f"{_name(spec, scale)}.json"

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 import torch
+from typing import TYPE_CHECKING
 
-from l2l.evaluate import Curve
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from l2l.evaluate import Curve
+
+
+def progress(iterable=None, enabled: bool = True, **kwargs) -> tqdm:
+    """A tqdm progress bar, off when `enabled` is False or the environment sets L2L_PROGRESS=0
+    (the book runner does: an executed chapter should not store hundreds of bar updates)."""
+    off = not enabled or os.environ.get("L2L_PROGRESS") == "0"
+    return tqdm(iterable, disable=off, mininterval=1.0, dynamic_ncols=True, **kwargs)
 
 
 def hardware(device="cpu") -> str:
@@ -22,7 +34,7 @@ def hardware(device="cpu") -> str:
     return f"{model} ({torch.get_num_threads()} threads)"
 
 
-def final_table(curves: dict[str, Curve], paper: dict[str, float] | None = None,
+def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = None,
                 steps: tuple[int, ...] | None = None) -> str:
     """A Markdown table: tuned learning rate, mean loss ± 95% interval at chosen steps (default
     the last), and the paper's approximate value when given."""
@@ -42,7 +54,7 @@ def final_table(curves: dict[str, Curve], paper: dict[str, float] | None = None,
     return "\n".join(lines)
 
 
-def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> str:
+def ranking(curves: "dict[str, Curve]", learned: str = "LSTM", step: int = -1) -> str:
     """One sentence saying where the learned optimizer ends against the best other curve, and
     whether the 95% intervals separate them."""
     me = curves[learned]
@@ -53,5 +65,20 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
     separated = abs(a - b) > me.ci95[step] + best.ci95[step]
     where = "below" if a < b else "above"
     how = "and the 95% intervals do not overlap" if separated else "but the 95% intervals overlap"
-    return (f"At step {len(me.mean) - 1 if step == -1 else step}, the {learned} ends at {a:.3f}, "
-            f"{where} the best tuned baseline ({best_label}, {b:.3f}), {how}.")
+    steps = len(me.mean) - 1
+    lowest = sum(me.mean[t] < min(c.mean[t] for c in others.values()) for t in range(1, steps + 1))
+    return (f"At step {steps if step == -1 else step}, the {learned} ends at {a:.3f}, "
+            f"{where} the best tuned baseline ({best_label}, {b:.3f}), {how}. "
+            f"Its mean is the lowest of all curves at {lowest} of the {steps} steps.")
+
+
+def versus_paper(curves: "dict[str, Curve]", paper: dict[str, float]) -> str:
+    """One sentence comparing our final losses with the values read off the paper's figure."""
+    ratios = {k: curves[k].final / v for k, v in paper.items() if k in curves}
+    above = [k for k, r in ratios.items() if r > 1]
+    span = f"{min(ratios.values()):.1f}× to {max(ratios.values()):.1f}×"
+    if len(above) == len(ratios):
+        return f"Every optimizer ends above the paper's value, by {span}."
+    if not above:
+        return f"Every optimizer ends below the paper's value ({span} of it)."
+    return f"Ours end at {span} the paper's values; above it: {', '.join(above)}."

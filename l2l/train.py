@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from l2l.evaluate import run
 from l2l.lstm import LSTMConfig, LSTMOptimizer, State
 from l2l.problems import Task, derive_seed, make_problem
-from l2l.report import hardware
+from l2l.report import hardware, progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -188,8 +187,8 @@ def meta_train(
 
     start, last = time.perf_counter(), ck["wall_time"]
     window = []  # training meta-losses since the last validation
-    bar = tqdm(range(ck["epoch"], config.epochs), initial=ck["epoch"], total=config.epochs,
-               desc=f"meta-train {problem.spec}", disable=not progress, mininterval=1.0)
+    bar = progress_bar(range(ck["epoch"], config.epochs), progress, initial=ck["epoch"],
+                       total=config.epochs, desc=f"meta-train {problem.spec}")
     try:
         for epoch in bar:
             task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
