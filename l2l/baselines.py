@@ -4,8 +4,8 @@ Each follows `torch.optim`'s update equations line for line (the tests check the
 against `torch.optim` itself), with the Torch7 defaults the paper used: RMSprop α = 0.99,
 ε = 1e-8; ADAM β = (0.9, 0.999), ε = 1e-8; NAG is SGD with Nesterov momentum 0.9.
 
-They share the learned optimizer's interface, `init(theta) -> state` and
-`step(grad, state) -> (update, state)`, so one loop (`l2l.evaluate.run`) drives them all, with many
+They share the learned optimizer's interface, `init(theta) -> state`,
+`step(grad, state) -> (update, state)` and `bind() -> step`, so one loop (`l2l.evaluate.run`) drives them all, with many
 runs batched along θ's first dimension: every rule here is elementwise, so runs never interact.
 """
 
@@ -17,8 +17,14 @@ import torch
 from torch import Tensor
 
 
+class Baseline:
+    def bind(self):
+        """The step function; nothing to precompute for a hand-designed rule."""
+        return self.step
+
+
 @dataclass(frozen=True)
-class SGD:
+class SGD(Baseline):
     lr: float
 
     def init(self, theta: Tensor) -> tuple:
@@ -29,7 +35,7 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class NAG:
+class NAG(Baseline):
     lr: float
     momentum: float = 0.9
 
@@ -43,7 +49,7 @@ class NAG:
 
 
 @dataclass(frozen=True)
-class RMSprop:
+class RMSprop(Baseline):
     lr: float
     alpha: float = 0.99
     eps: float = 1e-8
@@ -58,7 +64,7 @@ class RMSprop:
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam(Baseline):
     lr: float
     beta1: float = 0.9
     beta2: float = 0.999

@@ -17,7 +17,7 @@ import torch
 
 from l2l.lstm import LSTMConfig, LSTMOptimizer
 from l2l.problems import make_problem
-from l2l.reference import reference_unroll
+from l2l.reference import reference_init, reference_unroll
 from l2l.report import hardware
 from l2l.train import truncate, unroll
 
@@ -46,13 +46,15 @@ def _sync(device):
 
 
 def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
-                      updates=5, warmup=1) -> dict:
-    """Time `updates` meta-updates of one implementation ('reference' or 'ours')."""
+                      updates=5, warmup=2) -> dict:
+    """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager) or
+    'compiled' (ours through torch.compile; the warm-up absorbs the compilation)."""
     problem = make_problem(spec)
-    opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults)).to(device)
+    opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults), compile=impl == "compiled").to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
-    theta, state = task.theta, opt.init(task.theta)
+    theta = task.theta
+    state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
     _, grad = task.loss_and_grad(theta)
     memory = {"bytes": 0}
 
@@ -88,13 +90,15 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     return row
 
 
-def bench(device="cpu", cases=DEFAULT_CASES, updates=5, json_out: str | Path | None = None) -> list[dict]:
+def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled"),
+          json_out: str | Path | None = None) -> list[dict]:
     torch.manual_seed(0)
     rows = []
     for spec, runs in cases:
-        pair = [time_meta_updates(spec, runs, impl, device, updates=updates) for impl in ("reference", "ours")]
-        pair[1]["speedup"] = pair[1]["steps_per_s"] / pair[0]["steps_per_s"]
-        rows += pair
+        group = [time_meta_updates(spec, runs, impl, device, updates=updates) for impl in impls]
+        for row in group[1:]:
+            row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
+        rows += group
     print(format_table(rows, device))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)

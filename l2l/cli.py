@@ -46,7 +46,7 @@ def cmd_train(args):
     out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     ck = meta_train(config, out, device=args.device, resume=args.resume,
-                    max_minutes=args.max_minutes)
+                    max_minutes=args.max_minutes, compile=args.compile)
     best = ck["best"]
     status = "done" if ck["epoch"] >= config.epochs else "stopped early; continue with --resume"
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
@@ -114,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--meta-lr", type=float)
     t.add_argument("--seed", type=int)
     t.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
+    t.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")

@@ -33,8 +33,9 @@ def run(task: Task, opt, steps: int) -> torch.Tensor:
     state = opt.init(theta)
     f, grad = task.loss_and_grad(theta)
     losses = [f]
+    step = opt.bind()
     for _ in range(steps):
-        update, state = opt.step(grad, state)
+        update, state = step(grad, state)
         theta = theta + update
         f, grad = task.loss_and_grad(theta)
         losses.append(f)

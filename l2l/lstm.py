@@ -7,8 +7,13 @@ The optimizee's parameters θ move by the output of a recurrent network m (paper
 m is a two-layer LSTM with 20 units per layer and a linear head 20 → 1, applied to every
 coordinate of θ on its own: one set of weights φ is shared by all coordinates, and each coordinate
 carries its own hidden state (paper, section 2.1). All coordinates of all parameter tensors of all
-runs are stacked into one batch of N rows, so a step is a handful of matrix products over [N, ·]
-tensors, and the result cannot depend on the order of the parameters.
+runs are stacked into one batch of N columns, so a step is a handful of matrix products, and the
+result cannot depend on the order of the parameters.
+
+Layout, for speed: features run along rows and coordinates along columns (states are [H, N]), so
+each gate is a contiguous block of rows and one sigmoid call covers all four gates (tanh is taken
+as 2σ(2x) − 1, with the cell-input gate's weights doubled on the fly). The weights themselves are
+kept in `nn.LSTMCell`'s layout and gate order, so `l2l.reference` can run the very same φ.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-State = tuple[Tensor, ...]  # (h_1, c_1, h_2, c_2, ...), each [N, hidden]
+State = tuple[Tensor, ...]  # (h_1, c_1, h_2, c_2, ...), each [hidden, N]
 
 
 @dataclass(frozen=True)
@@ -52,40 +57,92 @@ def preprocess(grad: Tensor, p: float) -> Tensor:
         grad: [N] gradients.
         p: the scale p (10 in the paper, 5 in the official code).
     Returns:
-        [N, 2] inputs for the LSTM.
+        [2, N] inputs for the LSTM (row 0 the log part, row 1 the sign part).
     """
     big = grad.abs() >= math.exp(-p)
     # clamp keeps log finite on the branch torch.where discards
     log_part = torch.where(big, grad.abs().clamp_min(math.exp(-p)).log() / p, -torch.ones_like(grad))
     sign_part = torch.where(big, grad.sign(), grad * math.exp(p))
-    return torch.stack([log_part, sign_part], dim=-1)
+    return torch.stack([log_part, sign_part])
+
+
+def gate_weights(cell: nn.LSTMCell) -> tuple[Tensor, Tensor]:
+    """An `nn.LSTMCell`'s weights as one matrix [4H, in + H] and bias [4H, 1], rows reordered
+    from (i, f, g, o) to (i, f, o, g) and the g rows doubled, for `lstm_cell`."""
+    H = cell.hidden_size
+    rows = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+    scale = torch.ones(4 * H, 1, device=cell.weight_ih.device)
+    scale[3 * H :] = 2.0
+    weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)[rows] * scale
+    bias = (cell.bias_ih + cell.bias_hh)[rows, None] * scale
+    return weight, bias
 
 
 def lstm_cell(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTM cell with forget gate, gate order (i, f, g, o) as in `nn.LSTMCell`.
+    """One LSTM cell with forget gate (Hochreiter & Schmidhuber; Gers et al.), coordinates as columns.
 
-    The input and recurrent products are fused into one matrix product: [x, h] @ [W_ih, W_hh]ᵀ.
+        [i; f; o; g] = W [x; h] + b,   c' = σ(f) c + σ(i) tanh(g),   h' = σ(o) tanh(c')
 
     Args:
-        x: [N, in], h and c: [N, H], weight: [4H, in + H], bias: [4H].
+        x: [in, N], h and c: [H, N]; weight [4H, in + H], bias [4H, 1] from `gate_weights`.
     """
-    gates = torch.addmm(bias, torch.cat([x, h], dim=1), weight.t())  # [N, 4H]
-    i, f, g, o = gates.chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
+    gates = torch.addmm(bias, weight, torch.cat([x, h]))  # [4H, N], g rows already doubled
+    i, f, o, g = torch.sigmoid(gates).chunk(4)  # each [H, N], contiguous; g holds σ(2g)
+    c = f * c + i * (2 * g - 1)  # tanh(g) = 2σ(2g) − 1
+    h = o * (2 * torch.sigmoid(2 * c) - 1)
     return h, c
+
+
+def inputs(grad: Tensor, p: float | None) -> Tensor:
+    """[inputs, N] LSTM inputs from gradients of any shape (a column per coordinate)."""
+    g = grad.reshape(-1)
+    return g[None, :] if p is None else preprocess(g, p)
+
+
+def lstm_step(grad: Tensor, state: State, cells: list[tuple[Tensor, Tensor]], head: tuple[Tensor, Tensor],
+              p: float | None, scale: float) -> tuple[Tensor, State]:
+    """m(∇_t, h_t; φ) as a pure function of fused weights (`gate_weights`) and the head's (w, b).
+
+    Returns the update g_t, shaped like grad, and the next state.
+    """
+    x = inputs(grad, p)  # [2, N]
+    new_state = []
+    for k, (weight, bias) in enumerate(cells):
+        x, c = lstm_cell(x, state[2 * k], state[2 * k + 1], weight, bias)
+        new_state += [x, c]
+    update = torch.addmm(head[1], head[0], x)  # [1, N]
+    return update.reshape(grad.shape) * scale, tuple(new_state)
+
+
+_compiled_lstm_step = None
+
+
+def compiled_lstm_step():
+    """`lstm_step` through torch.compile (made on first use: compiling takes seconds)."""
+    global _compiled_lstm_step
+    if _compiled_lstm_step is None:
+        _compiled_lstm_step = torch.compile(lstm_step, dynamic=False)
+    return _compiled_lstm_step
 
 
 class LSTMOptimizer(nn.Module):
     """m(∇, h; φ): a coordinatewise LSTM that maps gradients to updates.
 
-    Interface shared with the baselines (`l2l.baselines`): `init(theta) -> state` and
-    `step(grad, state) -> (update, state)`, with θ_{t+1} = θ_t + update.
+    Interface shared with the baselines (`l2l.baselines`): `init(theta) -> state`,
+    `step(grad, state) -> (update, state)` with θ_{t+1} = θ_t + update, and `bind()`, which returns
+    the step function with φ's per-call work done once (φ is fixed within an unroll).
+
+    Args:
+        config: the architecture.
+        seed: seeds the initial weights φ.
+        compile: run steps through `torch.compile` (same numbers up to float rounding; pays off
+            on large problems such as MNIST, costs a compilation per new problem size).
     """
 
-    def __init__(self, config: LSTMConfig = LSTMConfig(), seed: int = 0):
+    def __init__(self, config: LSTMConfig = LSTMConfig(), seed: int = 0, compile: bool = False):
         super().__init__()
         self.config = config
+        self.compile = compile
         H = config.hidden
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # φ's initial weights depend on the seed alone
@@ -101,16 +158,20 @@ class LSTMOptimizer(nn.Module):
                 cell.bias_ih[H : 2 * H] = 1.0  # forget-gate bias +1 [code]
 
     def init(self, theta: Tensor) -> State:
-        """Zero hidden and cell states, one row per coordinate of θ [R, n] (reset every run [code])."""
-        zeros = theta.new_zeros(theta.numel(), self.config.hidden)
+        """Zero hidden and cell states, a column per coordinate of θ [R, n] (reset every run [code])."""
+        zeros = theta.new_zeros(self.config.hidden, theta.numel())
         return tuple(zeros for _ in range(2 * self.config.layers))
 
     def inputs(self, grad: Tensor) -> Tensor:
-        """[N, inputs] LSTM inputs from gradients of any shape (one row per coordinate)."""
-        g = grad.reshape(-1)
-        if self.config.preprocess is None:
-            return g[:, None]
-        return preprocess(g, self.config.preprocess)
+        return inputs(grad, self.config.preprocess)
+
+    def bind(self):
+        """The step function (grad, state) -> (update, state) for the current φ."""
+        cells = [gate_weights(cell) for cell in self.cells]
+        head = (self.head.weight, self.head.bias[:, None])
+        step = compiled_lstm_step() if self.compile else lstm_step
+        p, scale = self.config.preprocess, self.config.output_scale
+        return lambda grad, state: step(grad, state, cells, head, p, scale)
 
     def step(self, grad: Tensor, state: State) -> tuple[Tensor, State]:
         """One optimizer step: the update g_t (shaped like grad) and the next state.
@@ -118,11 +179,4 @@ class LSTMOptimizer(nn.Module):
         The gradient must come in detached (the paper drops second derivatives); nothing here
         differentiates through it.
         """
-        x = self.inputs(grad)  # [N, 2]
-        new_state = []
-        for k, cell in enumerate(self.cells):
-            weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)  # [4H, in + H]
-            x, c = lstm_cell(x, state[2 * k], state[2 * k + 1], weight, cell.bias_ih + cell.bias_hh)
-            new_state += [x, c]
-        update = self.head(x).reshape(grad.shape) * self.config.output_scale
-        return update, tuple(new_state)
+        return self.bind()(grad, state)

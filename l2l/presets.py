@@ -24,7 +24,8 @@ PRESETS = {
                   "test": dict(runs=16, tune_runs=8)},
     },
     "mnist": {
-        "paper": {"train": dict(epochs=2000, runs=1, meta_lr=1e-3, eval_every=100, eval_runs=32),
+        "paper": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", eval_every=50,
+                                eval_runs=32),
                   "test": dict(runs=100, tune_runs=32)},
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2)},

@@ -14,9 +14,14 @@ from l2l.lstm import LSTMOptimizer, State
 from l2l.problems import Task
 
 
+def reference_init(opt: LSTMOptimizer, theta: torch.Tensor) -> State:
+    """Zero states in `nn.LSTMCell`'s layout: [N, hidden], a row per coordinate."""
+    return tuple(s.t() for s in opt.init(theta))
+
+
 def reference_step(opt: LSTMOptimizer, grad: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-    """One optimizer step through the `nn.LSTMCell` modules themselves."""
-    x = opt.inputs(grad)
+    """One optimizer step through the `nn.LSTMCell` modules themselves (states [N, hidden])."""
+    x = opt.inputs(grad).t()  # [N, 2]
     new_state = []
     for k, cell in enumerate(opt.cells):
         x, c = cell(x, (state[2 * k], state[2 * k + 1]))
@@ -26,6 +31,8 @@ def reference_step(opt: LSTMOptimizer, grad: torch.Tensor, state: State) -> tupl
 
 def reference_unroll(opt: LSTMOptimizer, task: Task, theta: torch.Tensor, state: State, steps: int):
     """`steps` optimizer steps from θ (history cut); returns (meta_loss, losses [steps, R], θ, state).
+
+    `state` is in the reference layout (`reference_init`).
 
     meta_loss = Σ_{t=1..steps} mean_r f_r(θ_t), differentiable in φ; ∇_t is detached.
     """

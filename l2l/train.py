@@ -43,6 +43,7 @@ class TrainConfig:
     epochs: int = 1000  # runs of T steps [open]; the code does 10,000
     runs: int = 1  # functions batched per epoch, meta-gradients averaged [open]; 1 in the code
     meta_lr: float = 1e-3  # Adam on φ [code]; the paper random-searched it
+    schedule: str = "constant"  # meta-learning rate over epochs: constant [code] or cosine decay to 0
     eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
     eval_runs: int = 64  # validation functions [open]; 20 in the code
     seed: int = 0  # seeds φ's init, the training functions and the validation functions
@@ -55,6 +56,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.meta_lr > 0:
             raise ValueError(f"meta_lr must be positive, got {self.meta_lr}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The meta-learning rate for an epoch (a pure function of it, so resuming is exact)."""
+        if self.schedule == "cosine":
+            return self.meta_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        return self.meta_lr
         make_problem(self.problem)  # fail early on a bad SPEC
 
     def to_dict(self) -> dict:
@@ -63,6 +72,15 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return cls(**{**d, "optimizer": LSTMConfig(**d["optimizer"])})
+
+
+def _same_recipe(saved: dict, config: TrainConfig) -> bool:
+    """Whether a checkpoint's config is this recipe (fields added since it was saved take their
+    defaults, so older checkpoints stay valid)."""
+    try:
+        return TrainConfig.from_dict(saved) == config
+    except (TypeError, ValueError):
+        return False
 
 
 def truncate(theta: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -82,8 +100,9 @@ def unroll(opt, task: Task, theta, state, grad, steps: int):
         meta-gradient of Σ_t mean_r f_r(θ_t); theta, state and grad are where the unroll ends.
     """
     surrogate, losses = 0.0, []
+    step = opt.bind()
     for _ in range(steps):
-        update, state = opt.step(grad, state)
+        update, state = step(grad, state)
         theta = theta + update  # θ_{t+1} = θ_t + g_t
         f, grad = task.loss_and_grad(theta)
         # With ∇_t held constant (second derivatives dropped), ∂f(θ_t)/∂φ = ∇_tᵀ ∂θ_t/∂φ, which is
@@ -143,6 +162,7 @@ def meta_train(
     progress: bool = True,
     stop_after: int | None = None,
     max_minutes: float | None = None,
+    compile: bool = False,
 ) -> dict:
     """Meta-train an LSTM optimizer, checkpointing to `path` at every validation.
 
@@ -151,12 +171,13 @@ def meta_train(
         path: checkpoint file; with `resume`, a checkpoint there of the same config is continued.
         stop_after: stop (checkpointed) once this many epochs are done, e.g. to split a long run.
         max_minutes: stop (checkpointed) after this much wall time in this call.
+        compile: run the optimizer's steps through torch.compile (faster on large problems).
     Returns:
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
     path = Path(path) if path else None
     problem = make_problem(config.problem)
-    opt = LSTMOptimizer(config.optimizer, seed=config.seed).to(device)
+    opt = LSTMOptimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=config.meta_lr)
     ck = {
         "config": config.to_dict(),
@@ -169,8 +190,8 @@ def meta_train(
     }
     if resume and path and path.exists():
         saved = torch.load(path, map_location=device, weights_only=False)
-        if saved["config"] == ck["config"]:
-            ck = saved
+        if _same_recipe(saved["config"], config):
+            ck = {**saved, "config": config.to_dict()}
             opt.load_state_dict(ck["weights"])
             meta_opt.load_state_dict(ck["meta_opt"])
         else:
@@ -192,6 +213,8 @@ def meta_train(
     try:
         for epoch in bar:
             task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
+            for group in meta_opt.param_groups:
+                group["lr"] = config.lr_at(epoch)
             loss = train_epoch(opt, meta_opt, task, config)
             if math.isfinite(loss):
                 window.append(loss)
@@ -241,9 +264,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=False)
 
 
-def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu",
-                  retrain: bool = False, progress: bool = True) -> tuple[LSTMOptimizer, dict]:
+def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", retrain: bool = False,
+                  progress: bool = True, compile: bool = False) -> tuple[LSTMOptimizer, dict]:
     """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
     config is there, resumed when an unfinished one is, trained afresh otherwise or on `retrain`."""
-    ck = meta_train(config, path, device=device, resume=not retrain, progress=progress)
+    ck = meta_train(config, path, device=device, resume=not retrain, progress=progress, compile=compile)
     return optimizer_from(ck, device), ck

@@ -21,13 +21,13 @@ def test_preprocess_matches_hand_worked_values():
         [-1.0, -math.exp(-2)],
         [math.log(20) / 10, 1.0],
     ])
-    torch.testing.assert_close(preprocess(grad, p), expected)
+    torch.testing.assert_close(preprocess(grad, p), expected.t())
 
 
 def test_preprocess_p5_branch_point_moves():
     # with the official code's p = 5 the switch sits at e^-5
     out = preprocess(torch.tensor([math.exp(-6)]), 5.0)
-    torch.testing.assert_close(out, torch.tensor([[-1.0, math.exp(5 - 6)]]))
+    torch.testing.assert_close(out, torch.tensor([[-1.0], [math.exp(5 - 6)]]))
 
 
 def test_forget_gate_bias_is_one_and_state_starts_at_zero():
@@ -36,7 +36,7 @@ def test_forget_gate_bias_is_one_and_state_starts_at_zero():
         bias = cell.bias_ih + cell.bias_hh
         assert torch.all(bias[20:40] == 1.0) and torch.all(bias[:20] == 0) and torch.all(bias[40:] == 0)
     state = opt.init(torch.randn(3, 7))
-    assert len(state) == 4 and all(s.shape == (21, 20) and not s.any() for s in state)
+    assert len(state) == 4 and all(s.shape == (20, 21) and not s.any() for s in state)
 
 
 def _steps(opt, grads):
@@ -82,13 +82,13 @@ def test_fused_step_matches_nn_lstmcell_reference():
     torch.manual_seed(0)
     opt = LSTMOptimizer(LSTMConfig(output_scale=0.1), seed=3)
     grad = torch.randn(4, 30)
-    state = tuple(torch.randn(120, 20) for _ in range(4))
+    state = tuple(torch.randn(20, 120) for _ in range(4))
     with torch.no_grad():
         u1, s1 = opt.step(grad, state)
-        u2, s2 = reference_step(opt, grad, state)
+        u2, s2 = reference_step(opt, grad, tuple(s.t() for s in state))
     torch.testing.assert_close(u1, u2)
     for x, y in zip(s1, s2):
-        torch.testing.assert_close(x, y)
+        torch.testing.assert_close(x, y.t())
 
 
 def test_weights_depend_on_seed_only():

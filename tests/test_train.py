@@ -11,7 +11,7 @@ from l2l.baselines import SGD
 from l2l.evaluate import run
 from l2l.lstm import LSTMConfig, LSTMOptimizer
 from l2l.problems import Task, derive_seed, make_problem
-from l2l.reference import reference_unroll
+from l2l.reference import reference_init, reference_unroll
 from l2l.train import TrainConfig, meta_train, optimizer_from, train_epoch, truncate, unroll
 
 
@@ -28,8 +28,8 @@ def _ours(opt, task, steps):
     return _meta_grads(opt), losses, theta
 
 
-def _reference(opt, task, steps, second_order=False):
-    theta, state = task.theta, opt.init(task.theta)
+def _reference(opt, task, steps):
+    theta, state = task.theta, reference_init(opt, task.theta)
     meta_loss, losses, theta, _ = reference_unroll(opt, task, theta, state, steps)
     opt.zero_grad()
     meta_loss.backward()
@@ -149,3 +149,14 @@ def test_short_meta_training_beats_fixed_step_sgd(tmp_path):
     lstm_loss, sgd_loss = test(lstm), test(SGD(lr=0.01))
     assert lstm_loss < sgd_loss, (lstm_loss, sgd_loss)
     assert lstm_loss < test(untrained), "training must improve on the initial optimizer"
+
+
+def test_compiled_step_gives_the_eager_meta_gradients():
+    problem = make_problem("quadratic:dim=64")
+    eager = LSTMOptimizer(LSTMConfig(output_scale=0.1), seed=0)
+    compiled = LSTMOptimizer(LSTMConfig(output_scale=0.1), seed=0, compile=True)
+    g_eager, l_eager, _ = _ours(eager, problem.sample(runs=2, seed=4), steps=5)
+    g_comp, l_comp, _ = _ours(compiled, problem.sample(runs=2, seed=4), steps=5)
+    torch.testing.assert_close(l_comp, l_eager, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_comp, g_eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
