@@ -99,7 +99,7 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
         for row in group[1:]:
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
-    print(format_table(rows, device))
+    print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
@@ -107,9 +107,9 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
     return rows
 
 
-def format_table(rows: list[dict], device="cpu") -> str:
-    """A Markdown table of bench rows."""
-    lines = [f"meta-training throughput on {hardware(device)}, torch {torch.__version__}", "",
+def format_table(rows: list[dict], where: str) -> str:
+    """A Markdown table of bench rows measured on `where` (hardware and software)."""
+    lines = [f"Meta-training throughput on {where}.", "",
              "| problem | coordinates | runs | implementation | optimizee steps/s | ms per meta-update "
              "| autograd memory (MB) | speed-up |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
@@ -119,3 +119,28 @@ def format_table(rows: list[dict], device="cpu") -> str:
                      f"{r['steps_per_s']:,.0f} | {r['ms_per_meta_update']:,.1f} | "
                      f"{r['autograd_MB']:,.1f} | {speedup} |")
     return "\n".join(lines)
+
+
+def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: int = 50) -> dict:
+    """Microseconds for the element-wise work of one LSTM layer in each layout: sigmoid on one gate
+    as a strided slice of [N, 4H] (nn.LSTMCell's layout) and as a contiguous block of [4H, N]
+    (ours), and tanh against sigmoid on a contiguous [H, N]."""
+    rows = torch.randn(n, 4 * hidden, device=device)
+    cols = torch.randn(4 * hidden, n, device=device)
+    block = torch.randn(hidden, n, device=device)
+
+    def us(fn):
+        fn()
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync(device)
+        return 1e6 * (time.perf_counter() - start) / repeats
+
+    return {
+        "sigmoid, strided gate of [N, 4H]": us(lambda: torch.sigmoid(rows[:, :hidden])),
+        "sigmoid, contiguous gate of [4H, N]": us(lambda: torch.sigmoid(cols[:hidden])),
+        "tanh on [H, N]": us(lambda: torch.tanh(block)),
+        "sigmoid on [H, N]": us(lambda: torch.sigmoid(block)),
+    }

@@ -36,6 +36,8 @@ def execute(scale: str, device: str, out: Path, retrain: bool = False, names=Non
     import papermill as pm
 
     os.environ["L2L_PROGRESS"] = "0"  # the kernels inherit it: no progress bars stored in chapters
+    if os.environ.get("L2L_DATA_MIRROR"):  # kernels run in notebooks/: a relative path would break
+        os.environ["L2L_DATA_MIRROR"] = str(Path(os.environ["L2L_DATA_MIRROR"]).resolve())
 
     out = Path(out).resolve()
     names = names or chapters()

@@ -69,7 +69,8 @@ def cmd_evaluate(args):
         optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device)
     cache = None if args.no_cache else RESULTS / "tuned_lr.json"
     curves = compare(problem, optimizers, args.baselines, steps=args.steps, runs=runs, seed=args.seed,
-                     tune_runs=settings["tune_runs"], device=args.device, cache=cache)
+                     tune_runs=settings["tune_runs"], grid=settings["grid"], device=args.device,
+                     cache=cache)
     save(curves, args.json, problem=problem.spec, steps=args.steps, runs=runs, seed=args.seed,
          optimizer_checkpoints=args.optimizer or [])
     for label, c in curves.items():

@@ -101,15 +101,15 @@ def tune(problem, name: str, steps: int, runs: int, seed: int, device="cpu",
     return best, scores
 
 
-def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu",
+def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", grid=LR_GRID,
                 cache: str | Path | None = None, progress: bool = True) -> dict[str, float]:
     """Tuned learning rates of several baselines, reused from a JSON cache when its key matches."""
-    key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={LR_GRID[0]:g}-{LR_GRID[-1]:g}"
+    key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={','.join(f'{g:g}' for g in grid)}"
     store = json.loads(Path(cache).read_text()) if cache and Path(cache).exists() else {}
     rates = store.get(key, {})
-    for name in progress_bar(names, progress, desc="tuning baselines"):
+    for name in progress_bar(names, progress, desc=f"tuning on {problem.spec}"):
         if name not in rates:
-            rates[name], _ = tune(problem, name, steps, runs, seed, device)
+            rates[name], _ = tune(problem, name, steps, runs, seed, device, grid)
     if cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         Path(cache).write_text(json.dumps({**store, key: rates}, indent=1))
@@ -117,25 +117,33 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu",
 
 
 def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 100,
-            runs: int = 100, seed: int = 0, tune_runs: int = 32, device="cpu",
-            cache: str | Path | None = None, progress: bool = True) -> dict[str, Curve]:
+            runs: int = 100, seed: int = 0, tune_runs: int = 32, device="cpu", grid=LR_GRID,
+            tune_steps: int | None = None, cache: str | Path | None = None,
+            progress: bool = True) -> dict[str, Curve]:
     """Test curves of learned optimizers and tuned baselines on the same fresh functions.
+
+    Baselines are tuned on `problem` itself (for MNIST: training images) and every optimizer is
+    tested on `problem.held_out()` (for MNIST: the test images).
 
     Args:
         problem: a problem family (`l2l.problems.make_problem`).
         optimizers: {label: optimizer} for learned (or any fixed) optimizers.
         baselines: short names from `l2l.baselines.BASELINES`, each tuned on validation functions.
         steps, runs, seed: the test: `runs` functions from the seed's 'test' stream.
-        tune_runs: validation functions per learning rate; cache: JSON file for the tuned rates.
+        tune_runs, grid: validation functions per learning rate, and the rates tried.
+        tune_steps: the horizon whose final loss picks the rate (default `steps`).
+        cache: JSON file for the tuned rates.
     Returns:
         {label: Curve}, learned optimizers first.
     """
-    rates = tuned_rates(problem, baselines, steps, tune_runs, seed, device, cache, progress)
+    rates = tuned_rates(problem, baselines, tune_steps or steps, tune_runs, seed, device, grid, cache,
+                        progress)
+    test = problem.held_out()
     candidates = {label: (opt, None) for label, opt in optimizers.items()}
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}
     curves = {}
     for label, (opt, lr) in progress_bar(candidates.items(), progress, desc="testing"):
-        task = problem.sample(runs, derive_seed(seed, "test"), device)
+        task = test.sample(runs, derive_seed(seed, "test"), device)
         curves[label] = Curve.of(label, run(task, opt, steps).cpu(), lr)
     return curves
 

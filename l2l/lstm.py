@@ -18,6 +18,7 @@ kept in `nn.LSTMCell`'s layout and gate order, so `l2l.reference` can run the ve
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -69,9 +70,10 @@ def preprocess(grad: Tensor, p: float) -> Tensor:
 def gate_weights(cell: nn.LSTMCell) -> tuple[Tensor, Tensor]:
     """An `nn.LSTMCell`'s weights as one matrix [4H, in + H] and bias [4H, 1], rows reordered
     from (i, f, g, o) to (i, f, o, g) and the g rows doubled, for `lstm_cell`."""
-    H = cell.hidden_size
+    H, device = cell.hidden_size, cell.weight_ih.device
     rows = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-    scale = torch.ones(4 * H, 1, device=cell.weight_ih.device)
+    rows = rows.to(device)
+    scale = torch.ones(4 * H, 1, device=device)
     scale[3 * H :] = 2.0
     weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)[rows] * scale
     bias = (cell.bias_ih + cell.bias_hh)[rows, None] * scale
@@ -114,15 +116,10 @@ def lstm_step(grad: Tensor, state: State, cells: list[tuple[Tensor, Tensor]], he
     return update.reshape(grad.shape) * scale, tuple(new_state)
 
 
-_compiled_lstm_step = None
-
-
+@functools.cache
 def compiled_lstm_step():
-    """`lstm_step` through torch.compile (made on first use: compiling takes seconds)."""
-    global _compiled_lstm_step
-    if _compiled_lstm_step is None:
-        _compiled_lstm_step = torch.compile(lstm_step, dynamic=False)
-    return _compiled_lstm_step
+    """`lstm_step` through torch.compile, made on first use (compiling takes seconds)."""
+    return torch.compile(lstm_step, dynamic=False)
 
 
 class LSTMOptimizer(nn.Module):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from l2l.evaluate import LR_GRID
 from l2l.lstm import LSTMConfig
 from l2l.paths import CHECKPOINTS, RESULTS
 from l2l.problems import make_problem
@@ -15,20 +16,25 @@ from l2l.train import TrainConfig
 
 SCALES = ("smoke", "paper")
 
-# train: TrainConfig fields; test: functions per test curve and per learning rate when tuning
+SMOKE_GRID = (2.0**-9, 2.0**-5, 2.0**-1, 2.0**2)  # a coarse learning-rate grid, for smoke runs
+
+# train: TrainConfig fields. test: functions per test curve (runs) and per learning rate when
+# tuning (tune_runs), the learning-rate grid, and chapter-specific sizes of further experiments.
 PRESETS = {
     "quadratic": {
         "paper": {"train": dict(epochs=3000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
-                  "test": dict(runs=1000, tune_runs=256)},
+                  "test": dict(runs=1000, tune_runs=256, grid=LR_GRID)},
         "smoke": {"train": dict(epochs=20, runs=4, eval_every=10, eval_runs=16),
-                  "test": dict(runs=16, tune_runs=8)},
+                  "test": dict(runs=16, tune_runs=8, grid=SMOKE_GRID)},
     },
     "mnist": {
-        "paper": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", eval_every=50,
-                                eval_runs=32),
-                  "test": dict(runs=100, tune_runs=32)},
+        "paper": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
+                                eval_every=50, eval_runs=32),
+                  "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
+                               sweep_runs=32, long_steps=1000, long_runs=20, remedy_epochs=600)},
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
-                  "test": dict(runs=4, tune_runs=2)},
+                  "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2,
+                               long_steps=30, long_runs=2, remedy_epochs=2)},
     },
 }
 
@@ -50,7 +56,7 @@ def train_config(spec: str, scale: str = "paper", **overrides) -> TrainConfig:
 
 
 def test_settings(spec: str, scale: str = "paper") -> dict:
-    """{runs, tune_runs} of the test protocol for a problem at a scale."""
+    """The test protocol for a problem at a scale: {runs, tune_runs, grid, ...}."""
     return dict(_preset(make_problem(spec).family, scale)["test"])
 
 

@@ -129,6 +129,11 @@ class Problem:
     def sample(self, runs: int, seed: int, device: str | torch.device = "cpu") -> Task:
         raise NotImplementedError
 
+    def held_out(self):
+        """The family that test curves are drawn from: the same functions on data that training
+        never used (for datasets, the test split); the family itself when there is no data."""
+        return self
+
 
 def _check_choice(name: str, value, choices):
     if value not in choices:
@@ -183,6 +188,7 @@ class MNIST(Problem):
 
     θ holds every weight and bias of the network flattened into one row per run; `layers` hidden
     layers of `hidden` units each use `activation`. θ_0 ~ N(0, init_std²) i.i.d. [paper; std from code].
+    `activation=mix` draws sigmoid or ReLU for each run (a remedy for the ReLU failure).
     """
 
     family = "mnist"
@@ -196,7 +202,7 @@ class MNIST(Problem):
     init_std: float = 0.01
 
     def __post_init__(self):
-        _check_choice("activation", self.activation, ("sigmoid", "relu", "tanh"))
+        _check_choice("activation", self.activation, ("sigmoid", "relu", "tanh", "mix"))
         _check_choice("split", self.split, ("train", "test"))
         if self.hidden < 1 or self.layers < 0 or self.batch < 1:
             raise ValueError("hidden and batch must be positive, layers non-negative")
@@ -211,9 +217,19 @@ class MNIST(Problem):
     def size(self) -> int:
         return sum(i * o + o for i, o in self.shapes)
 
-    def logits(self, theta: Tensor, x: Tensor) -> Tensor:
-        """MLP forward pass for R runs at once: θ [R, n], x [R, B, 784] -> [R, B, 10]."""
-        act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[self.activation]
+    def held_out(self):
+        return dataclasses.replace(self, split="test")
+
+    def logits(self, theta: Tensor, x: Tensor, relu_runs: Tensor | None = None) -> Tensor:
+        """MLP forward pass for R runs at once: θ [R, n], x [R, B, 784] -> [R, B, 10].
+
+        With `activation=mix`, `relu_runs` [R] (bool) says which runs use ReLU, the rest sigmoid.
+        """
+        if self.activation == "mix":
+            mask = relu_runs[:, None, None]
+            act = lambda z: torch.where(mask, torch.relu(z), torch.sigmoid(z))
+        else:
+            act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[self.activation]
         offset = 0
         for k, (i, o) in enumerate(self.shapes):
             W = theta[:, offset : offset + i * o].view(-1, i, o)  # [R, in, out]
@@ -230,6 +246,7 @@ class MNIST(Problem):
         images, labels = mnist(self.split, device)  # [N, 784] floats in [0, 1], [N]
         g = generator(seed)
         theta = (self.init_std * torch.randn(runs, self.size, generator=g)).to(device)
+        relu_runs = (torch.rand(runs, generator=g) < 0.5).to(device) if self.activation == "mix" else None
 
         def batch():
             idx = torch.randint(len(labels), (runs, self.batch), generator=g).to(device)
@@ -237,7 +254,7 @@ class MNIST(Problem):
 
         def loss(theta, batch):
             x, y = batch
-            logits = self.logits(theta, x)
+            logits = self.logits(theta, x, relu_runs)
             return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(-1)  # [R]
 
         return Task(theta, loss, batch)

@@ -31,7 +31,8 @@ def hardware(device="cpu") -> str:
                      if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{model} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{model} ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = None,

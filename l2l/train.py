@@ -44,6 +44,7 @@ class TrainConfig:
     runs: int = 1  # functions batched per epoch, meta-gradients averaged [open]; 1 in the code
     meta_lr: float = 1e-3  # Adam on φ [code]; the paper random-searched it
     schedule: str = "constant"  # meta-learning rate over epochs: constant [code] or cosine decay to 0
+    clip: float | None = None  # clip each meta-gradient to this L2 norm [open]; None: no clipping
     eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
     eval_runs: int = 64  # validation functions [open]; 20 in the code
     seed: int = 0  # seeds φ's init, the training functions and the validation functions
@@ -56,6 +57,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.meta_lr > 0:
             raise ValueError(f"meta_lr must be positive, got {self.meta_lr}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be positive or None, got {self.clip}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
@@ -129,7 +132,8 @@ def train_epoch(opt, meta_opt, task: Task, config: TrainConfig) -> float:
         if not torch.isfinite(meta_loss):
             return math.nan
         surrogate.backward()
-        if not all(torch.isfinite(p.grad).all() for p in opt.parameters()):
+        norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), config.clip or math.inf)
+        if not torch.isfinite(norm):
             return math.nan
         meta_opt.step()
         theta, state = truncate(theta, state)

@@ -88,3 +88,19 @@ def test_missing_mnist_names_both_ways(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="L2L_DATA_MIRROR.*torchvision"):
         data._mnist_raw_dir()
     data._mnist_numpy.cache_clear()
+
+
+@needs_mnist
+def test_mix_draws_both_activations_and_held_out_uses_test_images():
+    problem = make_problem("mnist:activation=mix,hidden=5")
+    task = problem.sample(runs=16, seed=0)
+    f, _ = task.loss_and_grad(task.theta)
+    assert f.shape == (16,)
+    # a run's loss must equal the pure-activation network's on the same parameters and batch
+    theta, (x, _) = task.theta, task.batch()
+    sig = make_problem("mnist:hidden=5").logits(theta, x)
+    relu = make_problem("mnist:activation=relu,hidden=5").logits(theta, x)
+    out = problem.logits(theta, x, torch.arange(16) % 2 == 0)
+    torch.testing.assert_close(out[0::2], relu[0::2])
+    torch.testing.assert_close(out[1::2], sig[1::2])
+    assert problem.held_out().split == "test" and make_problem("quadratic").held_out() == make_problem("quadratic")

@@ -160,3 +160,38 @@ def test_compiled_step_gives_the_eager_meta_gradients():
     torch.testing.assert_close(l_comp, l_eager, rtol=1e-5, atol=1e-6)
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_cosine_schedule_and_clip_settings():
+    config = TrainConfig(epochs=100, meta_lr=1e-3, schedule="cosine")
+    assert config.lr_at(0) == pytest.approx(1e-3) and config.lr_at(50) == pytest.approx(5e-4)
+    assert config.lr_at(100) == pytest.approx(0.0, abs=1e-12)
+    assert TrainConfig(meta_lr=2e-3).lr_at(77) == 2e-3
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="clip"):
+        TrainConfig(clip=0.0)
+    with pytest.raises(ValueError, match="multiple of unroll"):
+        TrainConfig(steps=30, unroll=20)
+
+
+def test_clipping_bounds_the_meta_gradient():
+    config = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), steps=20, unroll=20,
+                         clip=1e-3)
+    opt = LSTMOptimizer(config.optimizer)
+    seen = []
+    meta_opt = torch.optim.SGD(opt.parameters(), lr=0.0)  # records nothing; check grads after the step
+    meta_opt.register_step_post_hook(lambda o, a, k: seen.append(
+        torch.sqrt(sum((p.grad ** 2).sum() for p in opt.parameters())).item()))
+    train_epoch(opt, meta_opt, make_problem("quadratic").sample(2, seed=0), config)
+    assert seen and seen[0] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_older_checkpoints_without_new_fields_still_match(tmp_path):
+    ck = meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=2)
+    saved = torch.load(tmp_path / "old.pt", weights_only=False)
+    for field in ("schedule", "clip"):  # as written before these fields existed
+        del saved["config"][field]
+    torch.save(saved, tmp_path / "old.pt")
+    resumed = meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=3)
+    assert resumed["epoch"] == 3
