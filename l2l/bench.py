@@ -110,8 +110,8 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
 def format_table(rows: list[dict], where: str) -> str:
     """A Markdown table of bench rows measured on `where` (hardware and software)."""
     lines = [f"Meta-training throughput on {where}.", "",
-             "| problem | coordinates | runs | implementation | optimizee steps/s | ms per meta-update "
-             "| autograd memory (MB) | speed-up |",
+             "| problem | coordinates | runs | implementation | steps/s | ms/update | autograd MB "
+             "| speed-up |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         speedup = f"{r['speedup']:.2f}×" if "speedup" in r else ""

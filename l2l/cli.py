@@ -82,7 +82,11 @@ def cmd_evaluate(args):
 def cmd_bench(args):
     from l2l.bench import bench
 
-    bench(args.device, updates=args.updates, json_out=args.json)
+    runs = [int(r) for r in args.runs.split(",")]
+    if min(runs) < 1:
+        raise ValueError("--runs must list positive numbers")
+    cases = [(spec, r) for spec in ("quadratic", "mnist") for r in runs]
+    bench(args.device, cases=cases, updates=args.updates, json_out=args.json)
 
 
 def cmd_book(args):
@@ -134,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")
     b.add_argument("--updates", type=int, default=5, help="timed meta-updates per row")
+    b.add_argument("--runs", default="1", help="optimizee runs batched per meta-update, e.g. 1,16")
     b.add_argument("--json", help="also write the figures here")
     b.set_defaults(func=cmd_bench)
 
@@ -152,7 +157,8 @@ def main(argv=None):
     try:
         args = p.parse_args(argv)
         for name in ("steps", "runs", "epochs", "updates"):
-            if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            value = getattr(args, name, None)
+            if isinstance(value, int) and value < 1:
                 raise ValueError(f"--{name} must be positive")
         args.func(args)
     except (ValueError, FileNotFoundError) as error:
