@@ -118,8 +118,9 @@ def lstm_step(grad: Tensor, state: State, cells: list[tuple[Tensor, Tensor]], he
 
 @functools.cache
 def compiled_lstm_step():
-    """`lstm_step` through torch.compile, made on first use (compiling takes seconds)."""
-    return torch.compile(lstm_step, dynamic=False)
+    """`lstm_step` through torch.compile, made on first use (compiling takes seconds). Shapes
+    start static and turn dynamic when a second problem size appears (evaluation sweeps)."""
+    return torch.compile(lstm_step)
 
 
 class LSTMOptimizer(nn.Module):

@@ -252,10 +252,11 @@ def meta_train(
     return ck
 
 
-def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best") -> LSTMOptimizer:
+def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best",
+                   compile: bool = False) -> LSTMOptimizer:
     """The trained optimizer held in a checkpoint: its best (early-stopped) or its last weights."""
     config = TrainConfig.from_dict(checkpoint["config"])
-    opt = LSTMOptimizer(config.optimizer, seed=config.seed).to(device)
+    opt = LSTMOptimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     weights = checkpoint["best"]["weights"] if which == "best" else checkpoint["weights"]
     opt.load_state_dict(weights)
     return opt.eval().requires_grad_(False)
@@ -273,4 +274,4 @@ def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", re
     """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
     config is there, resumed when an unfinished one is, trained afresh otherwise or on `retrain`."""
     ck = meta_train(config, path, device=device, resume=not retrain, progress=progress, compile=compile)
-    return optimizer_from(ck, device), ck
+    return optimizer_from(ck, device, compile=compile), ck
