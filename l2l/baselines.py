@@ -4,7 +4,7 @@ Each follows `torch.optim`'s update equations line for line (the tests check the
 against `torch.optim` itself), with the Torch7 defaults the paper used: RMSprop α = 0.99,
 ε = 1e-8; ADAM β = (0.9, 0.999), ε = 1e-8; NAG is SGD with Nesterov momentum 0.9.
 
-They share the learned optimizer's interface, `init(theta) -> state`,
+They share the learned optimizer's interface, `init(theta, groups=None) -> state`,
 `step(grad, state) -> (update, state)` and `bind() -> step`, so one loop (`l2l.evaluate.run`) drives them all, with many
 runs batched along θ's first dimension: every rule here is elementwise, so runs never interact.
 """
@@ -27,7 +27,7 @@ class Baseline:
 class SGD(Baseline):
     lr: float
 
-    def init(self, theta: Tensor) -> tuple:
+    def init(self, theta: Tensor, groups=None) -> tuple:
         return ()
 
     def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
@@ -39,7 +39,7 @@ class NAG(Baseline):
     lr: float
     momentum: float = 0.9
 
-    def init(self, theta: Tensor) -> tuple:
+    def init(self, theta: Tensor, groups=None) -> tuple:
         return (torch.zeros_like(theta),)
 
     def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
@@ -54,7 +54,7 @@ class RMSprop(Baseline):
     alpha: float = 0.99
     eps: float = 1e-8
 
-    def init(self, theta: Tensor) -> tuple:
+    def init(self, theta: Tensor, groups=None) -> tuple:
         return (torch.zeros_like(theta),)
 
     def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
@@ -70,7 +70,7 @@ class Adam(Baseline):
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def init(self, theta: Tensor) -> tuple:
+    def init(self, theta: Tensor, groups=None) -> tuple:
         return (torch.zeros_like(theta), torch.zeros_like(theta), 0)
 
     def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:

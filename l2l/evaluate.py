@@ -30,7 +30,7 @@ def run(task: Task, opt, steps: int) -> torch.Tensor:
         [R, steps + 1] losses f(θ_0), …, f(θ_steps) of each run.
     """
     theta = task.theta
-    state = opt.init(theta)
+    state = opt.init(theta, task.groups)
     f, grad = task.loss_and_grad(theta)
     losses = [f]
     step = opt.bind()

@@ -37,11 +37,14 @@ class Task:
         theta: [R, n] initial parameters θ_0, one row per run.
         loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone.
         batch: draws the data of one optimizee step (a fresh minibatch; None for quadratics).
+        groups: [n] parameter group of each coordinate (CIFAR: 0 convolutional, 1 fully
+            connected), for optimizers with one LSTM per group; None when there is one group.
     """
 
     theta: Tensor
     loss: Callable[[Tensor, Any], Tensor]
     batch: Callable[[], Any] = field(default=lambda: None)
+    groups: Tensor | None = None
 
     @property
     def runs(self) -> int:

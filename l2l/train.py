@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from l2l.evaluate import run
-from l2l.lstm import LSTMConfig, LSTMOptimizer, State
+from l2l.lstm import LSTMConfig, State, detach_state, make_optimizer
 from l2l.problems import Task, derive_seed, make_problem
 from l2l.report import hardware, progress as progress_bar
 
@@ -61,13 +61,13 @@ class TrainConfig:
             raise ValueError(f"clip must be positive or None, got {self.clip}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        make_problem(self.problem)  # fail early on a bad SPEC
 
     def lr_at(self, epoch: int) -> float:
         """The meta-learning rate for an epoch (a pure function of it, so resuming is exact)."""
         if self.schedule == "cosine":
             return self.meta_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
         return self.meta_lr
-        make_problem(self.problem)  # fail early on a bad SPEC
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,7 +89,7 @@ def _same_recipe(saved: dict, config: TrainConfig) -> bool:
 def truncate(theta: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
     """The truncation boundary of BPTT: θ and the LSTM state keep their values but forget how
     they were computed, so the next meta-update backpropagates through its own unroll only."""
-    return theta.detach(), tuple(s.detach() for s in state)
+    return theta.detach(), detach_state(state)
 
 
 def unroll(opt, task: Task, theta, state, grad, steps: int):
@@ -122,7 +122,7 @@ def train_epoch(opt, meta_opt, task: Task, config: TrainConfig) -> float:
     meta-loss or meta-gradient was not finite: that update is skipped and the run abandoned.
     """
     theta = task.theta
-    state = opt.init(theta)
+    state = opt.init(theta, task.groups)
     _, grad = task.loss_and_grad(theta)
     total = 0.0
     for _ in range(config.steps // config.unroll):
@@ -181,7 +181,7 @@ def meta_train(
     """
     path = Path(path) if path else None
     problem = make_problem(config.problem)
-    opt = LSTMOptimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
+    opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=config.meta_lr)
     ck = {
         "config": config.to_dict(),
@@ -253,10 +253,10 @@ def meta_train(
 
 
 def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best",
-                   compile: bool = False) -> LSTMOptimizer:
+                   compile: bool = False) -> torch.nn.Module:
     """The trained optimizer held in a checkpoint: its best (early-stopped) or its last weights."""
     config = TrainConfig.from_dict(checkpoint["config"])
-    opt = LSTMOptimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
+    opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     weights = checkpoint["best"]["weights"] if which == "best" else checkpoint["weights"]
     opt.load_state_dict(weights)
     return opt.eval().requires_grad_(False)
@@ -270,7 +270,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
 
 
 def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", retrain: bool = False,
-                  progress: bool = True, compile: bool = False) -> tuple[LSTMOptimizer, dict]:
+                  progress: bool = True, compile: bool = False) -> tuple[torch.nn.Module, dict]:
     """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
     config is there, resumed when an unfinished one is, trained afresh otherwise or on `retrain`."""
     ck = meta_train(config, path, device=device, resume=not retrain, progress=progress, compile=compile)
