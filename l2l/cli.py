@@ -1,8 +1,8 @@
 """Command line: headless reruns of everything the book shows.
 
     python -m l2l train    --problem SPEC [--scale smoke|paper] [--device cpu|cuda] [--out CKPT] [--resume]
-    python -m l2l evaluate --problem SPEC --optimizer CKPT [--baselines sgd,rmsprop,adam,nag]
-                           [--steps N] [--runs N] [--seed S] [--device D] --json OUT
+    python -m l2l evaluate --problem SPEC --optimizer CKPT [--label NAME] [--baselines sgd,rmsprop,adam,nag]
+                           [--steps N] [--runs N] [--seed S] [--device D] [--compile] --json OUT
     python -m l2l bench    [--device D] [--json OUT]
     python -m l2l book     [--scale S] [--device D] [--retrain] [--out DIR] [--build]
 """
@@ -40,9 +40,13 @@ def cmd_train(args):
     from l2l.presets import checkpoint_path, train_config
     from l2l.train import meta_train
 
+    from dataclasses import replace
+
     overrides = {k: v for k, v in dict(epochs=args.epochs, runs=args.runs, meta_lr=args.meta_lr,
                                        seed=args.seed).items() if v is not None}
     config = train_config(args.problem, args.scale, **overrides)
+    if args.groups is not None:
+        config = replace(config, optimizer=replace(config.optimizer, groups=args.groups))
     out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     ck = meta_train(config, out, device=args.device, resume=args.resume,
@@ -63,15 +67,19 @@ def cmd_evaluate(args):
     problem = make_problem(args.problem)
     settings = test_settings(args.problem, args.scale)
     runs = args.runs or settings["runs"]
+    steps = args.steps or settings.get("steps", 100)
     optimizers = {}
     for i, path in enumerate(args.optimizer or []):
-        label = "LSTM" if i == 0 else f"LSTM ({Path(path).stem})"
-        optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device)
+        label = args.label[i] if args.label and i < len(args.label) else (
+            "LSTM" if i == 0 else f"LSTM ({Path(path).stem})")
+        optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device,
+                                           compile=args.compile)
     cache = None if args.no_cache else RESULTS / "tuned_lr.json"
-    curves = compare(problem, optimizers, args.baselines, steps=args.steps, runs=runs, seed=args.seed,
+    curves = compare(problem, optimizers, args.baselines, steps=steps, runs=runs, seed=args.seed,
                      tune_runs=settings["tune_runs"], grid=settings["grid"], device=args.device,
-                     cache=cache)
-    save(curves, args.json, problem=problem.spec, steps=args.steps, runs=runs, seed=args.seed,
+                     tune_steps=settings.get("tune_steps"), cache=cache,
+                     curve_cache=None if args.no_cache else RESULTS / "curves")
+    save(curves, args.json, problem=problem.spec, steps=steps, runs=runs, seed=args.seed,
          optimizer_checkpoints=args.optimizer or [])
     for label, c in curves.items():
         lr = f" (lr {c.lr:g})" if c.lr is not None else ""
@@ -119,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--meta-lr", type=float)
     t.add_argument("--seed", type=int)
     t.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
+    t.add_argument("--groups", type=int, help="LSTMs, one per parameter group (default: the problem's; "
+                                               "cifar has 2, --groups 1 shares one LSTM)")
     t.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     t.set_defaults(func=cmd_train)
 
@@ -127,10 +137,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--optimizer", action="append", help="checkpoint of a trained optimizer (repeatable)")
     e.add_argument("--baselines", type=_baselines, default=list(BASELINES),
                    help="comma-separated, from sgd,rmsprop,adam,nag (default all)")
-    e.add_argument("--steps", type=int, default=100)
+    e.add_argument("--label", action="append", help="name of each --optimizer in the output (repeatable)")
+    e.add_argument("--steps", type=int, help="optimizee steps per test run (default: the scale's, else 100)")
+    e.add_argument("--compile", action="store_true", help="torch.compile the learned optimizers' steps")
     e.add_argument("--runs", type=int, help="test functions (default: the scale's)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--no-cache", action="store_true", help="retune baselines instead of reusing data/results")
+    e.add_argument("--no-cache", action="store_true",
+                   help="retune and rerun instead of reusing tuned rates and curves in data/results")
     e.add_argument("--json", required=True, help="output file")
     common(e)
     e.set_defaults(func=cmd_evaluate)

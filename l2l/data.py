@@ -1,13 +1,16 @@
 """Datasets, read from a local mirror when one is given, else fetched with torchvision.
 
-Set `L2L_DATA_MIRROR` to a folder in the layout of torchvision's downloads (e.g. `MNIST/raw/*.gz`)
-to work offline; otherwise the files are downloaded into `data/datasets/` (git-ignored) on first use.
+Set `L2L_DATA_MIRROR` to a folder in the layout of torchvision's downloads (`MNIST/raw/*.gz`,
+`cifar-10-python.tar.gz` or its unpacked `cifar-10-batches-py/`) to work offline; otherwise the files
+are downloaded into `data/datasets/` (git-ignored) on first use.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import pickle
+import tarfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,3 +79,75 @@ def mnist(split: str = "train", device: str | torch.device = "cpu") -> tuple[tor
     images, labels = _mnist_numpy(split)
     x = torch.from_numpy(images.reshape(len(images), 784).astype(np.float32) / 255.0)
     return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10: the standard python pickles, read directly (the mirror's test images are not
+# byte-identical to the official archive, so torchvision's md5 check would reject them)
+
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_FILES = {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]}
+
+
+def _cifar_source() -> Path:
+    """The archive or folder holding CIFAR-10's pickles: the mirror's, else a torchvision download."""
+    mirror = os.environ.get(MIRROR_VAR)
+    candidates = [Path(mirror) / name for name in ("cifar-10-batches-py", "cifar-10-python.tar.gz")] if mirror else []
+    candidates += [DATASETS / "cifar-10-batches-py"]
+    for path in candidates:
+        if path.exists():
+            return path
+    try:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(DATASETS, train=True, download=True)
+        return DATASETS / "cifar-10-batches-py"
+    except Exception as error:
+        raise FileNotFoundError(
+            "CIFAR-10 is not available. Either set L2L_DATA_MIRROR to a folder holding "
+            "cifar-10-python.tar.gz (or its unpacked cifar-10-batches-py/) "
+            f"(now: {mirror!r}), or let torchvision download it into {DATASETS} "
+            f"(that failed: {error})."
+        ) from error
+
+
+@lru_cache(maxsize=None)
+def _cifar_numpy(split: str) -> tuple[np.ndarray, np.ndarray]:
+    source = _cifar_source()
+    batches = []
+    if source.is_dir():
+        for name in CIFAR_FILES[split]:
+            with open(source / name, "rb") as f:
+                batches.append(pickle.load(f, encoding="latin1"))
+    else:
+        with tarfile.open(source) as archive:
+            for name in CIFAR_FILES[split]:
+                f = archive.extractfile(f"cifar-10-batches-py/{name}")
+                batches.append(pickle.load(f, encoding="latin1"))
+    images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([np.asarray(b["labels"]) for b in batches]).astype(np.int64)
+    count = 50_000 if split == "train" else 10_000
+    if images.shape != (count, 3, 32, 32) or labels.shape != (count,) or images.dtype != np.uint8:
+        raise ValueError(f"CIFAR-10 {split}: unexpected shapes {images.shape}, {labels.shape} in {source}")
+    if np.bincount(labels, minlength=10).tolist() != [count // 10] * 10:
+        raise ValueError(f"CIFAR-10 {split}: expected {count // 10} images per class in {source}")
+    return images, labels
+
+
+@lru_cache(maxsize=4)
+def cifar10(split: str = "train", device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 images as float [N, 3, 32, 32], each channel standardized with the training split's
+    mean and standard deviation, and labels [N] (int64), kept on `device`."""
+    if split not in CIFAR_FILES:
+        raise ValueError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
+    images, labels = _cifar_numpy(split)
+    mean, std = _cifar_stats()
+    x = (torch.from_numpy(images).float() / 255.0 - mean) / std
+    return x.to(device), torch.from_numpy(labels).to(device)
+
+
+@lru_cache(maxsize=None)
+def _cifar_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation [1, 3, 1, 1] of the training images in [0, 1]."""
+    train = torch.from_numpy(_cifar_numpy("train")[0]).double() / 255.0
+    return train.mean((0, 2, 3), keepdim=True).float(), train.std((0, 2, 3), keepdim=True).float()

@@ -7,8 +7,10 @@ functions, which neither ever saw.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,10 +118,41 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", 
     return rates
 
 
+def fingerprint(opt) -> str:
+    """A short hash naming an optimizer by what it computes: a baseline's rule and learning rate,
+    a learned optimizer's architecture and weights."""
+    if isinstance(opt, torch.nn.Module):
+        digest = hashlib.sha256(repr(getattr(opt, "config", type(opt))).encode())
+        for name, tensor in sorted(opt.state_dict().items()):
+            digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        return "learned-" + digest.hexdigest()[:16]
+    return repr(opt)  # a frozen dataclass, e.g. Adam(lr=0.03125, beta1=0.9, ...)
+
+
+def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="cpu",
+               lr: float | None = None, cache: str | Path | None = None) -> Curve:
+    """One optimizer's curve on `runs` test functions; with `cache` (a folder), a curve computed
+    before for the same functions, optimizer (`fingerprint`), steps and seed is read back instead.
+    Long evaluations (CIFAR: 1,000 steps) so survive interruptions curve by curve."""
+    key = f"{test.spec}|{fingerprint(opt)}|steps={steps}|runs={runs}|seed={seed}"
+    file = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json" if cache else None
+    if file and file.exists():
+        saved = json.loads(file.read_text())
+        return Curve(label, saved["mean"], saved["ci95"], lr)
+    task = test.sample(runs, derive_seed(seed, "test"), device)
+    curve = Curve.of(label, run(task, opt, steps).cpu(), lr)
+    if file:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "mean": curve.mean, "ci95": curve.ci95}))
+        os.replace(tmp, file)
+    return curve
+
+
 def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 100,
             runs: int = 100, seed: int = 0, tune_runs: int = 32, device="cpu", grid=LR_GRID,
             tune_steps: int | None = None, cache: str | Path | None = None,
-            progress: bool = True) -> dict[str, Curve]:
+            progress: bool = True, curve_cache: str | Path | None = None) -> dict[str, Curve]:
     """Test curves of learned optimizers and tuned baselines on the same fresh functions.
 
     Baselines are tuned on `problem` itself (for MNIST: training images) and every optimizer is
@@ -133,6 +166,7 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
         tune_runs, grid: validation functions per learning rate, and the rates tried.
         tune_steps: the horizon whose final loss picks the rate (default `steps`).
         cache: JSON file for the tuned rates.
+        curve_cache: folder of finished test curves (`test_curve`), for long evaluations.
     Returns:
         {label: Curve}, learned optimizers first.
     """
@@ -143,8 +177,7 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}
     curves = {}
     for label, (opt, lr) in progress_bar(candidates.items(), progress, desc="testing"):
-        task = test.sample(runs, derive_seed(seed, "test"), device)
-        curves[label] = Curve.of(label, run(task, opt, steps).cpu(), lr)
+        curves[label] = test_curve(test, opt, label, steps, runs, seed, device, lr, curve_cache)
     return curves
 
 

@@ -17,6 +17,7 @@ from l2l.train import TrainConfig
 SCALES = ("smoke", "paper")
 
 SMOKE_GRID = (2.0**-9, 2.0**-5, 2.0**-1, 2.0**2)  # a coarse learning-rate grid, for smoke runs
+CIFAR_GRID = tuple(2.0**k for k in range(-12, 3, 2))  # every other power of two: CIFAR steps are dear
 
 # train: TrainConfig fields. test: functions per test curve (runs) and per learning rate when
 # tuning (tune_runs), the learning-rate grid, and chapter-specific sizes of further experiments.
@@ -35,6 +36,15 @@ PRESETS = {
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2,
                                long_steps=30, long_runs=2, remedy_epochs=2)},
+    },
+    "cifar": {
+        "paper": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
+                                eval_every=50, eval_runs=8),
+                  "test": dict(runs=20, tune_runs=4, tune_steps=200, steps=1000, grid=CIFAR_GRID,
+                               single_epochs=300)},
+        "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=1, eval_runs=2),
+                  "test": dict(runs=2, tune_runs=1, tune_steps=10, steps=20, grid=SMOKE_GRID,
+                               single_epochs=1)},
     },
 }
 
@@ -60,14 +70,16 @@ def test_settings(spec: str, scale: str = "paper") -> dict:
     return dict(_preset(make_problem(spec).family, scale)["test"])
 
 
-def _name(spec: str, scale: str) -> str:
-    slug = make_problem(spec).slug
+def _name(spec: str, scale: str, variant: str = "") -> str:
+    slug = make_problem(spec).slug + (f"-{variant}" if variant else "")
     return slug if scale == "paper" else f"{slug}-{scale}"
 
 
-def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path = CHECKPOINTS) -> Path:
-    """`data/checkpoints/<problem>.pt` at paper scale, `<problem>-<scale>.pt` otherwise."""
-    return Path(folder) / f"{_name(spec, scale)}.pt"
+def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path = CHECKPOINTS,
+                    variant: str = "") -> Path:
+    """`data/checkpoints/<problem>[-<variant>].pt` at paper scale, `…-<scale>.pt` otherwise; a
+    variant names a second optimizer for the same problem (e.g. `single`: one shared LSTM)."""
+    return Path(folder) / f"{_name(spec, scale, variant)}.pt"
 
 
 def results_path(spec: str, scale: str = "paper", folder: str | Path = RESULTS) -> Path:

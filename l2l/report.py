@@ -59,7 +59,9 @@ def ranking(curves: "dict[str, Curve]", learned: str = "LSTM", step: int = -1) -
     """One sentence saying where the learned optimizer ends against the best other curve, and
     whether the 95% intervals separate them."""
     me = curves[learned]
-    others = {k: c for k, c in curves.items() if k != learned}
+    # compare with the tuned baselines (curves with a learning rate), not other learned optimizers
+    others = {k: c for k, c in curves.items() if k != learned and c.lr is not None}
+    others = others or {k: c for k, c in curves.items() if k != learned}
     best_label = min(others, key=lambda k: others[k].mean[step])
     best = others[best_label]
     a, b = me.mean[step], best.mean[step]

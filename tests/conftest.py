@@ -25,3 +25,16 @@ def mnist_available() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not mnist_available(), reason="MNIST not available (set L2L_DATA_MIRROR)")
+
+
+def cifar_available() -> bool:
+    try:
+        from l2l.data import _cifar_source
+
+        _cifar_source()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+needs_cifar = pytest.mark.skipif(not cifar_available(), reason="CIFAR-10 not available (set L2L_DATA_MIRROR)")

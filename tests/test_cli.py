@@ -50,3 +50,15 @@ def test_train_then_evaluate_twice_gives_the_same_numbers(tmp_path, capsys):
     assert set(result) == {"LSTM", "SGD", "RMSprop", "ADAM", "NAG"}
     assert result["LSTM"]["lr"] is None and result["ADAM"]["lr"] > 0
     assert len(result["SGD"]["mean"]) == 21 and result["SGD"]["final_ci95"] > 0
+
+
+def test_train_groups_option(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "one.pt"
+    main(["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "1", "--groups", "1",
+          "--out", str(out)])
+    assert torch.load(out, weights_only=False)["config"]["optimizer"]["groups"] == 1
+    # quadratics have one parameter group: two LSTMs cannot be fed
+    _fails(capsys, ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--groups", "2",
+                    "--out", str(tmp_path / "two.pt")], "2 LSTMs but the problem labels none")

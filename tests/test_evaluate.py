@@ -33,3 +33,21 @@ def test_same_seed_same_numbers(tmp_path):
                 cache=tmp_path / "rates.json")
     assert a["ADAM"] == b["ADAM"] and a["ADAM"].lr in LR_GRID
     assert (tmp_path / "rates.json").exists()
+
+
+def test_finished_curves_are_read_back_and_keyed_by_what_ran(tmp_path):
+    from l2l.baselines import make_baseline
+    from l2l.evaluate import fingerprint, test_curve
+    from l2l.lstm import LSTMOptimizer
+    from l2l.problems import make_problem
+
+    problem = make_problem("quadratic:dim=3")
+    first = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    again = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert again.mean == first.mean and again.ci95 == first.ci95
+    other = test_curve(problem, make_baseline("adam", 0.2), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert other.mean != first.mean and len(list(tmp_path.glob("*.json"))) == 2
+    # learned optimizers are named by their weights: same seed, same name; other weights, another
+    assert fingerprint(LSTMOptimizer(seed=1)) == fingerprint(LSTMOptimizer(seed=1))
+    assert fingerprint(LSTMOptimizer(seed=1)) != fingerprint(LSTMOptimizer(seed=2))

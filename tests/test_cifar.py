@@ -1,0 +1,106 @@
+"""CIFAR-10: the data, the functional network against torch.nn, parameter groups, two LSTMs."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import needs_cifar
+from l2l.lstm import GroupedLSTM, LSTMConfig, LSTMOptimizer, make_optimizer
+from l2l.problems import CIFAR, Task, make_problem
+
+
+def test_parameter_count_and_groups_by_hand():
+    p = make_problem("cifar")
+    conv = 3 * 16 * 25 + 16 + 2 * (16 * 16 * 25 + 16)  # three 5×5 kernels, three offsets: 14,048
+    fc = 256 * 32 + 32 + 32 * 10 + 10  # 16·4·4 → 32 (+ offset) → 10 logits (+ bias): 8,554
+    assert p.size == conv + fc == 22_602
+    groups = p.groups()
+    assert groups.shape == (p.size,)
+    assert (groups == 0).sum() == conv and (groups[:conv] == 0).all() and (groups[conv:] == 1).all()
+    assert make_problem("cifar:classes=2").size == conv + 256 * 32 + 32 + 32 * 2 + 2
+
+
+def test_label_subsets_and_bad_options():
+    assert make_problem("cifar:classes=5").label_set == (0, 1, 2, 3, 4)
+    assert make_problem("cifar:classes=5,labels=last").label_set == (5, 6, 7, 8, 9)
+    assert set(make_problem("cifar:classes=2").label_set).isdisjoint(
+        make_problem("cifar:classes=5,labels=last").label_set)  # LSTM-sub never sees CIFAR-2's labels
+    assert make_problem("cifar").held_out().split == "test"
+    with pytest.raises(ValueError, match="2, 5, 10"):
+        make_problem("cifar:classes=3")
+
+
+def reference_network(problem: CIFAR, params: dict) -> nn.Module:
+    """The same network from torch.nn layers (batch norm in training mode, scale fixed at 1)."""
+    def bn(cls, size, offset):
+        layer = cls(size, momentum=None)
+        layer.weight.data.fill_(1.0)
+        layer.bias.data.copy_(offset)
+        return layer
+
+    layers = []
+    for k in (1, 2, 3):
+        conv = nn.Conv2d(params[f"conv{k}"].shape[1], 16, 5, padding=2, bias=False)
+        conv.weight.data.copy_(params[f"conv{k}"])
+        layers += [conv, bn(nn.BatchNorm2d, 16, params[f"bn{k}"]), nn.ReLU(), nn.MaxPool2d(2)]
+    fc = nn.Linear(256, 32, bias=False)
+    fc.weight.data.copy_(params["fc"].T)
+    out = nn.Linear(32, problem.classes)
+    out.weight.data.copy_(params["logits"].T)
+    out.bias.data.copy_(params["bias"])
+    return nn.Sequential(*layers, nn.Flatten(), fc, bn(nn.BatchNorm1d, 32, params["bn_fc"]), nn.ReLU(), out).train()
+
+
+def test_network_matches_torch_nn_for_every_run():
+    problem = make_problem("cifar:classes=5")
+    theta = torch.randn(2, problem.size) * 0.1
+    x = torch.randn(2, 8, 3, 32, 32)
+    logits = problem.logits(theta, x)
+    assert logits.shape == (2, 8, 5)
+    for r in range(2):
+        params = {k: v[r] for k, v in problem.unflatten(theta).items()}
+        torch.testing.assert_close(logits[r], reference_network(problem, params)(x[r]), rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_lstm_sends_each_group_to_its_own_lstm():
+    config = LSTMConfig(output_scale=0.1, groups=2)
+    opt = make_optimizer(config, seed=3)
+    assert isinstance(opt, GroupedLSTM) and len(opt.nets) == 2
+    groups = torch.tensor([1, 0, 0, 1, 0, 1, 1])  # interleaved on purpose
+    grad = torch.randn(3, 7)
+    update, _ = opt.step(grad, opt.init(torch.zeros(3, 7), groups))
+    for k, net in enumerate(opt.nets):
+        cols = (groups == k).nonzero().squeeze(1)
+        alone, _ = net.step(grad[:, cols], net.init(grad[:, cols]))
+        torch.testing.assert_close(update[:, cols], alone)
+    # the two LSTMs have different weights, so the same gradient gets different updates
+    same = torch.full((1, 2), 0.3)
+    u, _ = opt.step(same, opt.init(same, torch.tensor([0, 1])))
+    assert u[0, 0] != u[0, 1]
+
+
+def test_grouped_lstm_needs_matching_groups():
+    opt = make_optimizer(LSTMConfig(groups=2))
+    with pytest.raises(ValueError, match="2 LSTMs but the problem labels none"):
+        opt.init(torch.zeros(1, 4), None)
+    with pytest.raises(ValueError, match="labels 3"):
+        opt.init(torch.zeros(1, 4), torch.tensor([0, 1, 2, 2]))
+    assert isinstance(make_optimizer(LSTMConfig()), LSTMOptimizer)
+
+
+@needs_cifar
+def test_cifar_data_and_minibatches():
+    from l2l.data import cifar10
+
+    x, y = cifar10("test")
+    assert x.shape == (10_000, 3, 32, 32) and y.shape == (10_000,)
+    assert torch.bincount(y).tolist() == [1000] * 10
+    assert x.mean().abs() < 0.1 and 0.9 < x.std() < 1.1  # standardized with the training statistics
+    task = make_problem("cifar:classes=2,split=test,batch=16").sample(3, seed=0)
+    images, labels = task.batch()
+    assert images.shape == (3, 16, 3, 32, 32) and set(labels.unique().tolist()) <= {0, 1}
+    f, grad = task.loss_and_grad(task.theta)
+    assert torch.allclose(f, torch.full((3,), math.log(2)), atol=0.05)  # near-uniform at θ_0
+    assert grad.shape == task.theta.shape and task.groups.shape == (task.theta.shape[1],)
