@@ -151,3 +151,51 @@ def _cifar_stats() -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation [1, 3, 1, 1] of the training images in [0, 1]."""
     train = torch.from_numpy(_cifar_numpy("train")[0]).double() / 255.0
     return train.mean((0, 2, 3), keepdim=True).float(), train.std((0, 2, 3), keepdim=True).float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Neural art: photos, paintings and ImageNet MobileNetV2 weights, from the mirror only (nothing
+# here can be downloaded: VGG's weights are not available offline, see l2l/art.py)
+
+ART_CONTENT = {"astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee": "coffee.png",
+               "rocket": "rocket.jpg", "grace_hopper": "grace_hopper.bmp"}
+ART_STYLE = {"starry_night": "starry_night.jpg", "great_wave": "great_wave.jpg",
+             "shipwreck_of_the_minotaur": "shipwreck_of_the_minotaur.jpg", "the_scream": "the_scream.jpg"}
+MOBILENET_FILE = Path("mobilenet_v2") / "mobilenet_v2_imagenet_tflite_float.pt"
+
+
+def _mirror_file(relative: Path, what: str) -> Path:
+    """A file inside the mirror, or a FileNotFoundError that says what is missing and where."""
+    mirror = os.environ.get(MIRROR_VAR)
+    if not mirror:
+        raise FileNotFoundError(f"{what} is not available: set {MIRROR_VAR} to the data mirror "
+                                f"holding {relative} (it cannot be downloaded)")
+    path = Path(mirror) / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{what} is not available: {path} does not exist "
+                                f"({MIRROR_VAR}={mirror!r} should hold {relative})")
+    return path
+
+
+@lru_cache(maxsize=None)
+def art_image(kind: str, name: str) -> np.ndarray:
+    """One of the mirror's neural-art images as uint8 [H, W, 3] (RGB): kind 'content' (photos)
+    or 'style' (paintings), name a key of ART_CONTENT or ART_STYLE."""
+    files = {"content": ART_CONTENT, "style": ART_STYLE}.get(kind)
+    if files is None:
+        raise ValueError(f"image kind must be 'content' or 'style', got {kind!r}")
+    if name not in files:
+        raise ValueError(f"unknown {kind} image {name!r}; choose from {', '.join(files)}")
+    from PIL import Image
+
+    path = _mirror_file(Path("neural_art") / kind / files[name], f"the {kind} image {name!r}")
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+@lru_cache(maxsize=None)
+def mobilenet_v2_state() -> dict:
+    """The ImageNet MobileNetV2 (1.0, 224) weights of the mirror, a state_dict for
+    `torchvision.models.mobilenet_v2()` (see the mirror's mobilenet_v2/NOTES.md)."""
+    path = _mirror_file(MOBILENET_FILE, "the ImageNet MobileNetV2 weights")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -18,6 +18,8 @@ SCALES = ("smoke", "paper")
 
 SMOKE_GRID = (2.0**-9, 2.0**-5, 2.0**-1, 2.0**2)  # a coarse learning-rate grid, for smoke runs
 CIFAR_GRID = tuple(2.0**k for k in range(-12, 3, 2))  # every other power of two: CIFAR steps are dear
+# Neural art: pixel gradients are small (≈ 1e-3), so SGD wants rates far above LR_GRID's top of 8
+ART_GRID = tuple(2.0**k for k in range(-10, 11, 2))
 
 # train: TrainConfig fields. test: functions per test curve (runs) and per learning rate when
 # tuning (tune_runs), the learning-rate grid, and chapter-specific sizes of further experiments.
@@ -41,10 +43,18 @@ PRESETS = {
         "paper": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=8),
                   "test": dict(runs=20, tune_runs=4, tune_steps=200, steps=1000, grid=CIFAR_GRID,
-                               single_epochs=300)},
+                               sub_epochs=400, single_epochs=200)},
         "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=1, eval_runs=2),
                   "test": dict(runs=2, tune_runs=1, tune_steps=10, steps=20, grid=SMOKE_GRID,
-                               single_epochs=1)},
+                               sub_epochs=2, single_epochs=1)},
+    },
+    "neural_art": {
+        # ≈ 3 s of one CPU core per epoch (128 steps of a 64×64 image): 800 epochs ≈ 40 min
+        "paper": {"train": dict(epochs=800, runs=1, steps=128, unroll=32, meta_lr=1e-3, schedule="cosine",
+                                clip=10.0, eval_every=50, eval_runs=8),
+                  "test": dict(runs=100, large_runs=50, tune_runs=8, steps=128, grid=ART_GRID)},
+        "smoke": {"train": dict(epochs=2, runs=1, steps=16, unroll=8, eval_every=1, eval_runs=2),
+                  "test": dict(runs=3, large_runs=2, tune_runs=1, steps=16, grid=SMOKE_GRID)},
     },
 }
 

@@ -386,3 +386,6 @@ class CIFAR(Problem):
             return F.cross_entropy(self.logits(theta, x).transpose(1, 2), y, reduction="none").mean(-1)
 
         return Task(theta, loss, batch, groups=self.groups().to(device))
+
+
+from l2l import art  # noqa: E402,F401  (registers neural_art)

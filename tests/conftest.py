@@ -38,3 +38,20 @@ def cifar_available() -> bool:
 
 
 needs_cifar = pytest.mark.skipif(not cifar_available(), reason="CIFAR-10 not available (set L2L_DATA_MIRROR)")
+
+
+def art_available() -> bool:
+    try:
+        from l2l.data import ART_CONTENT, ART_STYLE, MOBILENET_FILE, _mirror_file
+
+        _mirror_file(MOBILENET_FILE, "weights")
+        for kind, files in (("content", ART_CONTENT), ("style", ART_STYLE)):
+            for name in files.values():
+                _mirror_file(Path("neural_art") / kind / name, name)
+        return cifar_available()  # the content pools are CIFAR-10 images too
+    except FileNotFoundError:
+        return False
+
+
+needs_art = pytest.mark.skipif(not art_available(),
+                               reason="neural-art images, MobileNetV2 weights or CIFAR-10 not available (set L2L_DATA_MIRROR)")
