@@ -45,8 +45,10 @@ def cmd_train(args):
     overrides = {k: v for k, v in dict(epochs=args.epochs, runs=args.runs, meta_lr=args.meta_lr,
                                        seed=args.seed).items() if v is not None}
     config = train_config(args.problem, args.scale, **overrides)
-    if args.groups is not None:
-        config = replace(config, optimizer=replace(config.optimizer, groups=args.groups))
+    architecture = {k: v for k, v in dict(groups=args.groups, gac=args.gac, memory=args.memory).items()
+                    if v is not None}
+    if architecture:
+        config = replace(config, optimizer=replace(config.optimizer, **architecture))
     out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     ck = meta_train(config, out, device=args.device, resume=args.resume,
@@ -129,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
     t.add_argument("--groups", type=int, help="LSTMs, one per parameter group (default: the problem's; "
                                                "cifar has 2, --groups 1 shares one LSTM)")
+    t.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
+    t.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
     t.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     t.set_defaults(func=cmd_train)
 

@@ -85,21 +85,25 @@ class Curve:
         return cls(label, mean.tolist(), half.tolist(), lr)
 
 
-def tune(problem, name: str, steps: int, runs: int, seed: int, device="cpu",
+def tune(problem, name, steps: int, runs: int, seed: int, device="cpu",
          grid=LR_GRID) -> tuple[float, dict[float, float]]:
-    """Pick a baseline's learning rate by mean final loss on the validation functions.
+    """Pick a learning rate by mean final loss on the validation functions.
 
+    Args:
+        name: a baseline's short name (`l2l.baselines.BASELINES`), or any function lr -> optimizer.
     Returns:
         (best learning rate, {learning rate: mean final loss}); diverged runs count as inf.
     """
+    make = (lambda lr: make_baseline(name, lr)) if isinstance(name, str) else name
     scores = {}
     for lr in grid:
         task = problem.sample(runs, derive_seed(seed, "valid"), device)  # the same functions for each lr
-        final = run(task, make_baseline(name, lr), steps)[:, -1].mean().item()
+        final = run(task, make(lr), steps)[:, -1].mean().item()
         scores[lr] = final if math.isfinite(final) else math.inf
     best = min(scores, key=scores.get)
     if best in (grid[0], grid[-1]):
-        print(f"warning: {name}'s best learning rate {best:g} is at the edge of the grid")
+        who = f"{name}'s" if isinstance(name, str) else "the"
+        print(f"warning: {who} best learning rate {best:g} is at the edge of the grid")
     return best, scores
 
 

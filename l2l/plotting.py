@@ -15,12 +15,14 @@ COLORS = {
     "LSTM-sub": "#ff9896",
     "LSTM+GAC": "#8c564b",
     "NTM-BFGS": "#e377c2",
+    "NTM-L-BFGS": "#17becf",
     "ADAM": "#1f77b4",
     "RMSprop": "#2ca02c",
     "SGD": "#ff7f0e",
     "NAG": "#9467bd",
     "BFGS": "#7f7f7f",
     "L-BFGS": "#bcbd22",
+    "BFGS, exact line search": "#000000",
 }
 
 

@@ -1,0 +1,212 @@
+"""Information sharing: the memory expresses BFGS, the L-BFGS window matches the full matrix, GAC
+outputs are global per run and order-free, runs never mix, and a briefly trained LSTM+GAC learns."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from l2l.baselines import SGD
+from l2l.evaluate import run
+from l2l.lstm import LSTMConfig, make_optimizer
+from l2l.problems import derive_seed, make_problem
+from l2l.sharing import (QuasiNewton, SharingOptimizer, bfgs_exact, bfgs_write, global_average, memory_bfgs,
+                         memory_drift, memory_init, memory_read, memory_write, update_profile, without_writes)
+from l2l.train import TrainConfig, meta_train, optimizer_from
+
+GAC = LSTMConfig(preprocess=None, gac=2)
+NTM = dataclasses.replace(GAC, memory="bfgs")
+NTM_L = dataclasses.replace(GAC, memory="lbfgs", window=4)
+
+
+def _textbook_bfgs(H, s, y):
+    """H' = (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ, ρ = 1/yᵀs, one run at a time (Nocedal & Wright 6.17)."""
+    out = []
+    for Hr, sr, yr in zip(H, s, y):
+        rho = 1 / (yr @ sr)
+        left = torch.eye(len(sr), dtype=H.dtype) - rho * torch.outer(sr, yr)
+        out.append(left @ Hr @ left.T + rho * torch.outer(sr, sr))
+    return torch.stack(out)
+
+
+def test_memory_with_hand_set_outputs_performs_exact_bfgs_on_a_quadratic():
+    """The paper's expressivity argument, numerically. Per step (`bfgs_write`), every coordinate k emits only
+    functions of its own values and of two global averages (what two GACs provide):
+      read  r = y           -> u = M y                       (one read head)
+      GACs  sᵀy = n·mean(s∘y), yᵀu = n·mean(y∘u)
+      write a = (−ρs, −ρu, (ρ² yᵀu + ρ) s), b = (u, s, s)  (three write heads)
+    which is M' = M − ρ s uᵀ − ρ u sᵀ + (ρ² yᵀu + ρ) s sᵀ, the inverse-Hessian BFGS update. Driving
+    BFGS with exact line search through the memory must match the textbook update at every step,
+    reach the minimum in n steps, and leave M = A⁻¹."""
+    R, n = 3, 6
+    g = torch.Generator().manual_seed(0)
+    W = torch.eye(n, dtype=torch.float64) + 0.3 * torch.randn(R, n, n, generator=g, dtype=torch.float64)
+    y0 = torch.randn(R, n, generator=g, dtype=torch.float64)
+    A = 2 * W.transpose(1, 2) @ W  # Hessian of ‖Wθ − y0‖²
+    grad_of = lambda th: 2 * torch.einsum("rji,rj->ri", W, torch.einsum("rij,rj->ri", W, th) - y0)
+    theta = torch.zeros(R, n, dtype=torch.float64)
+    grad = grad_of(theta)
+    memory, window = memory_init("bfgs", R, n, like=theta), memory_init("lbfgs", R, n, 3, n, like=theta)
+    H = torch.eye(n, dtype=torch.float64).expand(R, n, n)
+    col = lambda v: v[..., None]
+    for _ in range(n):
+        d = memory_read(memory, col(-grad))[..., 0]  # direction −H∇, read from the memory
+        torch.testing.assert_close(d, -(H @ col(grad))[..., 0])
+        alpha = -(grad * d).sum(-1, keepdim=True) / (d * (A @ col(d))[..., 0]).sum(-1, keepdim=True)
+        s = alpha * d
+        theta = theta + s
+        new_grad = grad_of(theta)
+        y = new_grad - grad
+        memory, window = bfgs_write(memory, s, y), bfgs_write(window, s, y)
+        H = _textbook_bfgs(H, s, y)
+        torch.testing.assert_close(memory[0], H)
+        torch.testing.assert_close((memory[0] @ col(y))[..., 0], s)  # the secant equation
+        probe = torch.randn(R, n, 2, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(memory_read(window, probe), memory_read(memory, probe))
+        grad = new_grad
+    torch.testing.assert_close(memory[0], torch.linalg.inv(A))
+    torch.testing.assert_close(grad, torch.zeros_like(grad), atol=1e-8, rtol=0)
+    # the chapter's summary of the same check, for both kinds of memory
+    for window in (None, n):
+        gaps = memory_bfgs(W, y0, window)
+        assert max(gaps.values()) < 1e-8, gaps
+
+
+def test_lbfgs_window_reads_match_the_full_matrix_while_it_holds_every_write():
+    R, n, heads, T = 2, 7, 3, 5
+    g = torch.Generator().manual_seed(1)
+    full = memory_init("bfgs", R, n)
+    holds_all, short = memory_init("lbfgs", R, n, heads, window=T), memory_init("lbfgs", R, n, heads, window=2)
+    writes = []
+    for t in range(T):
+        a, b = torch.randn(R, n, heads, generator=g) / n, torch.randn(R, n, heads, generator=g)
+        writes.append((a, b))
+        full, holds_all, short = (memory_write(m, a, b) for m in (full, holds_all, short))
+        r = torch.randn(R, n, 2, generator=g)
+        torch.testing.assert_close(memory_read(holds_all, r), memory_read(full, r))
+        # the short window reads M_0 r + the last two writes only
+        expected = r + sum(a @ (b.transpose(1, 2) @ r) for a, b in writes[-2:])
+        torch.testing.assert_close(memory_read(short, r), expected)
+    assert not torch.allclose(memory_read(short, r), memory_read(full, r))
+
+
+def _steps(opt, grads):
+    state = opt.init(grads[0])
+    step, updates, states = opt.bind(), [], []
+    for grad in grads:
+        update, state = step(grad, state)
+        updates.append(update)
+        states.append(state)
+    return torch.stack(updates), states
+
+
+def test_gac_outputs_are_the_same_for_every_coordinate_and_ignore_their_order():
+    torch.manual_seed(0)
+    opt = SharingOptimizer(GAC, seed=1)
+    R, n, G = 3, 12, GAC.gac
+    grads = [torch.randn(R, n) * torch.tensor([[1.0], [3.0], [0.1]]) for _ in range(3)]
+    perm = torch.randperm(n)
+    with torch.no_grad():
+        updates, states = _steps(opt, grads)
+        permuted, pstates = _steps(opt, [x[:, perm] for x in grads])
+    for (lstm, _, _), (plstm, _, _) in zip(states, pstates):
+        for h, ph in zip(lstm[0::2], plstm[0::2]):  # each layer's outgoing activations h
+            gac, pgac = h[-G:].view(G, R, n), ph[-G:].view(G, R, n)
+            assert torch.equal(gac, gac[..., :1].expand_as(gac)), "one value per run"
+            assert not torch.allclose(gac[:, 0], gac[:, 1]), "each run has its own average"
+            torch.testing.assert_close(pgac, gac)  # the coordinates' order does not matter
+            assert not torch.allclose(h[:-G].view(-1, R, n)[..., 0], h[:-G].view(-1, R, n)[..., 1])
+    torch.testing.assert_close(permuted, updates[..., perm])
+
+
+@pytest.mark.parametrize("config", [GAC, NTM, NTM_L], ids=["gac", "ntm-bfgs", "ntm-lbfgs"])
+def test_runs_never_mix_and_order_of_coordinates_does_not_matter(config):
+    torch.manual_seed(0)
+    opt = make_optimizer(config, seed=2)
+    assert isinstance(opt, SharingOptimizer)
+    grads = [torch.randn(3, 9) for _ in range(6)]
+    changed = [x.clone() for x in grads]
+    changed[0][1] += 2.0  # run 1's first gradient
+    perm = torch.randperm(9)
+    with torch.no_grad():
+        a, _ = _steps(opt, grads)
+        b, _ = _steps(opt, changed)
+        p, _ = _steps(opt, [x[:, perm] for x in grads])
+    assert not torch.allclose(a[1:, 1], b[1:, 1]), "run 1 must react to its own gradient"
+    torch.testing.assert_close(a[:, [0, 2]], b[:, [0, 2]], rtol=0, atol=0)  # other runs untouched
+    torch.testing.assert_close(p, a[..., perm])
+
+
+def test_memory_starts_at_identity_and_reads_come_back_as_inputs():
+    opt = SharingOptimizer(NTM, seed=0)
+    theta = torch.randn(2, 5)
+    lstm, read, (M,) = opt.init(theta)
+    torch.testing.assert_close(M, torch.eye(5).expand(2, 5, 5))
+    assert read.shape == (1, 10) and not read.any()
+    assert opt.cells[0].input_size == 2  # the gradient and the last read
+    with torch.no_grad():
+        update, (_, read, (M,)) = opt.step(torch.randn(2, 5), opt.init(theta))
+    assert read.abs().sum() > 0 and not torch.allclose(M, torch.eye(5).expand(2, 5, 5))
+    # the state of the windowed memory does not grow with the number of steps
+    windowed = SharingOptimizer(NTM_L, seed=0)
+    state = windowed.init(theta)
+    for _ in range(7):
+        _, state = windowed.step(torch.randn(2, 5), state)
+    assert state[2][0].shape == (2, 5, NTM_L.window * NTM_L.write_heads)
+
+
+@pytest.mark.parametrize("config", [NTM, NTM_L], ids=["ntm-bfgs", "ntm-lbfgs"])
+def test_without_writes_the_memory_stays_identity(config):
+    opt = SharingOptimizer(config, seed=3)
+    task = make_problem("quadratic:dim=5").sample(4, seed=1)
+    assert (memory_drift(opt, task, 6) > 0).all()
+    torch.testing.assert_close(memory_drift(without_writes(opt), task, 6), torch.zeros(4))
+    assert (opt.head.weight != 0).all(), "the ablation works on a copy"
+
+
+def test_update_profile_separates_shared_and_coordinate_specific_parts():
+    task = make_problem("quadratic:dim=5").sample(3, seed=0)
+    shared, specific = update_profile(SGD(lr=0.01), task, 4)
+    assert shared > 0 and specific > 0
+
+    class Shift:  # the same update for every coordinate
+        def init(self, theta, groups=None):
+            return ()
+
+        def bind(self):
+            return lambda grad, state: (torch.ones_like(grad), state)
+
+    assert update_profile(Shift(), task, 3) == (1.0, 0.0)
+
+
+def test_weights_depend_on_seed_only():
+    a, b, c = SharingOptimizer(NTM, seed=5), SharingOptimizer(NTM, seed=5), SharingOptimizer(NTM, seed=6)
+    torch.testing.assert_close(a.state_dict(), b.state_dict())
+    assert not torch.equal(a.head.weight, c.head.weight)
+    with pytest.raises(ValueError, match="gac"):
+        SharingOptimizer(LSTMConfig(hidden=4, gac=5))
+
+
+def test_classic_references_solve_a_quadratic():
+    problem = make_problem("quadratic:dim=6")
+    task = problem.sample(8, seed=3)
+    exact = bfgs_exact(task, 8)  # n steps of exact-line-search BFGS reach the minimum (here 0)
+    assert (exact[:, 7] < 1e-6 * exact[:, 0]).all()  # float32 rounding: one step of slack
+    limited = bfgs_exact(task, 8, history=2)  # the same iterates in exact arithmetic (CG)
+    torch.testing.assert_close(limited[:, :5], exact[:, :5], rtol=1e-3, atol=1e-6)
+    assert (limited[:, -1] < 1e-3 * exact[:, 0]).all()
+    fixed = run(problem.sample(8, seed=3), QuasiNewton(lr=0.05), 60)[:, -1]
+    limited = run(problem.sample(8, seed=3), QuasiNewton(lr=0.05, history=5), 60)[:, -1]
+    assert fixed.mean() < 0.1 * exact[:, 0].mean() and limited.mean() < 0.1 * exact[:, 0].mean()
+
+
+def test_short_meta_training_of_lstm_gac_beats_fixed_step_sgd(tmp_path):
+    config = TrainConfig(problem="quadratic", optimizer=GAC, epochs=100, runs=8, eval_every=50,
+                         eval_runs=32, meta_lr=3e-3)
+    ck = meta_train(config, tmp_path / "gac.pt", progress=False)
+    opt = optimizer_from(ck)
+    problem = make_problem("quadratic")
+    test = lambda o: run(problem.sample(128, derive_seed(0, "test")), o, 100)[:, -1].mean().item()
+    learned, sgd = test(opt), test(SGD(lr=0.01))
+    assert learned < sgd, (learned, sgd)
+    assert learned < test(SharingOptimizer(GAC, seed=0)), "training must improve on the initial optimizer"
