@@ -28,6 +28,14 @@ MNIST_FILES = {
 }
 
 
+def _unavailable(name: str, layout: str, mirror: str | None, error: Exception) -> FileNotFoundError:
+    """The error for a dataset found neither in the mirror nor by download: both ways, spelled out."""
+    return FileNotFoundError(
+        f"{name} is not available. Either set L2L_DATA_MIRROR to a folder holding {layout} "
+        f"(now: {mirror!r}), or let torchvision download it into {DATASETS} (that failed: {error})."
+    )
+
+
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (MNIST's format: big-endian dims after a magic number), optionally gzipped."""
     raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
@@ -50,12 +58,8 @@ def _mnist_raw_dir() -> Path:
         MNIST(DATASETS, train=False, download=True)
         return DATASETS / "MNIST" / "raw"
     except Exception as error:  # no network, or a broken download
-        raise FileNotFoundError(
-            "MNIST is not available. Either set L2L_DATA_MIRROR to a folder holding "
-            "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "
-            f"(now: {mirror!r}), or let torchvision download it into {DATASETS} "
-            f"(that failed: {error})."
-        ) from error
+        raise _unavailable("MNIST", "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz", mirror,
+                           error) from error
 
 
 @lru_cache(maxsize=None)
@@ -103,12 +107,8 @@ def _cifar_source() -> Path:
         CIFAR10(DATASETS, train=True, download=True)
         return DATASETS / "cifar-10-batches-py"
     except Exception as error:
-        raise FileNotFoundError(
-            "CIFAR-10 is not available. Either set L2L_DATA_MIRROR to a folder holding "
-            "cifar-10-python.tar.gz (or its unpacked cifar-10-batches-py/) "
-            f"(now: {mirror!r}), or let torchvision download it into {DATASETS} "
-            f"(that failed: {error})."
-        ) from error
+        raise _unavailable("CIFAR-10", "cifar-10-python.tar.gz (or its unpacked cifar-10-batches-py/)",
+                           mirror, error) from error
 
 
 @lru_cache(maxsize=None)

@@ -141,6 +141,27 @@ def compiled_lstm_step():
     return torch.compile(lstm_step)
 
 
+def initial_weights(config: LSTMConfig, seed: int, extra_inputs: int = 0,
+                    outputs: int = 1) -> tuple[nn.ModuleList, nn.Linear]:
+    """φ at the start of meta-training: the LSTM layers (`nn.LSTMCell`s, forget-gate bias +1 [code],
+    other biases 0) and the linear head, drawn from `seed` alone (the global RNG is left as it was).
+    `extra_inputs` and `outputs` widen the first layer and the head (`l2l.sharing`)."""
+    H = config.hidden
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    cells = nn.ModuleList(
+        nn.LSTMCell(config.inputs + extra_inputs if k == 0 else H, H) for k in range(config.layers)
+    )
+    head = nn.Linear(H, outputs)
+    torch.random.set_rng_state(gen_state)
+    with torch.no_grad():
+        for cell in cells:
+            cell.bias_ih.zero_()
+            cell.bias_hh.zero_()
+            cell.bias_ih[H : 2 * H] = 1.0  # forget-gate bias +1 [code]
+    return cells, head
+
+
 class LSTMOptimizer(nn.Module):
     """m(∇, h; φ): a coordinatewise LSTM that maps gradients to updates.
 
@@ -159,19 +180,7 @@ class LSTMOptimizer(nn.Module):
         super().__init__()
         self.config = config
         self.compile = compile
-        H = config.hidden
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)  # φ's initial weights depend on the seed alone
-        self.cells = nn.ModuleList(
-            nn.LSTMCell(config.inputs if k == 0 else H, H) for k in range(config.layers)
-        )
-        self.head = nn.Linear(H, 1)
-        torch.random.set_rng_state(gen_state)
-        with torch.no_grad():
-            for cell in self.cells:
-                cell.bias_ih.zero_()
-                cell.bias_hh.zero_()
-                cell.bias_ih[H : 2 * H] = 1.0  # forget-gate bias +1 [code]
+        self.cells, self.head = initial_weights(config, seed)
 
     def init(self, theta: Tensor, groups: Tensor | None = None) -> State:
         """Zero hidden and cell states, a column per coordinate of θ [R, n] (reset every run [code]).

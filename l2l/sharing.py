@@ -50,7 +50,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from l2l.lstm import LSTMConfig, gate_weights, inputs, lstm_cell
+from l2l.lstm import LSTMConfig, gate_weights, initial_weights, inputs, lstm_cell
 
 # ---------------------------------------------------------------------------------------------
 # Global averaging cells
@@ -208,18 +208,8 @@ class SharingOptimizer(nn.Module):
         H, memory = config.hidden, config.memory != "none"
         reads = config.read_heads if memory else 0
         outputs = 1 + (reads + 2 * config.write_heads if memory else 0)
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)  # φ's initial weights depend on the seed alone
-        self.cells = nn.ModuleList(
-            nn.LSTMCell(config.inputs + reads if k == 0 else H, H) for k in range(config.layers)
-        )
-        self.head = nn.Linear(H, outputs)
-        torch.random.set_rng_state(gen_state)
+        self.cells, self.head = initial_weights(config, seed, extra_inputs=reads, outputs=outputs)
         with torch.no_grad():
-            for cell in self.cells:
-                cell.bias_ih.zero_()
-                cell.bias_hh.zero_()
-                cell.bias_ih[H : 2 * H] = 1.0  # forget-gate bias +1 [code]
             if memory:  # gentle writes at first, so M stays near I while the controller learns
                 self.head.weight[1 + reads :] *= 0.1
                 self.head.bias[1 + reads :] = 0.0
