@@ -44,6 +44,28 @@ def run(task: Task, opt, steps: int) -> torch.Tensor:
     return torch.stack(losses, dim=1)
 
 
+@torch.no_grad()
+def group_trace(task: Task, opt, steps: int) -> dict[int, dict[str, list[float]]]:
+    """How each parameter group moves under `opt`: per step t = 0..steps, the mean |θ| and the
+    median |∇| of the group's coordinates over all runs. {group: {"theta": [...], "grad": [...]}}."""
+    groups = task.groups if task.groups is not None else torch.zeros(task.theta.shape[1], dtype=torch.long)
+    trace = {int(k): {"theta": [], "grad": []} for k in groups.unique()}
+    theta = task.theta
+    state = opt.init(theta, task.groups)
+    _, grad = task.loss_and_grad(theta)
+    step = opt.bind()
+    for t in range(steps + 1):
+        for k, rec in trace.items():
+            cols = groups == k
+            rec["theta"].append(theta[:, cols].abs().mean().item())
+            rec["grad"].append(grad[:, cols].abs().median().item())
+        if t < steps:
+            update, state = step(grad, state)
+            theta = theta + update
+            _, grad = task.loss_and_grad(theta)
+    return trace
+
+
 def t_quantile(df: int, p: float = 0.975) -> float:
     """Student's t quantile by the Cornish–Fisher expansion (abs. error < 0.005 at df = 3, < 0.001 from df = 5)."""
     z = {0.975: 1.959963985, 0.995: 2.575829304}[p]

@@ -18,6 +18,7 @@ kept in `nn.LSTMCell`'s layout and gate order, so `l2l.reference` can run the ve
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -246,6 +247,15 @@ class GroupedLSTM(nn.Module):
 
     def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
         return self.bind()(grad, state)
+
+    def silenced(self, group: int) -> "GroupedLSTM":
+        """A copy whose LSTM for `group` proposes no update (that group's parameters stay at θ_0):
+        an ablation that shows what each LSTM contributes."""
+        quiet = copy.deepcopy(self)
+        with torch.no_grad():  # a zero head: the weights, not the config, say so (`fingerprint`)
+            quiet.nets[group].head.weight.zero_()
+            quiet.nets[group].head.bias.zero_()
+        return quiet
 
 
 def make_optimizer(config: LSTMConfig, seed: int = 0, compile: bool = False) -> nn.Module:

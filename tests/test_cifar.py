@@ -104,3 +104,33 @@ def test_cifar_data_and_minibatches():
     f, grad = task.loss_and_grad(task.theta)
     assert torch.allclose(f, torch.full((3,), math.log(2)), atol=0.05)  # near-uniform at θ_0
     assert grad.shape == task.theta.shape and task.groups.shape == (task.theta.shape[1],)
+
+
+def test_silencing_one_lstm_freezes_its_group_only():
+    opt = make_optimizer(LSTMConfig(output_scale=0.1, groups=2), seed=0)
+    groups = torch.tensor([0, 0, 1, 1, 1])
+    grad = torch.randn(2, 5)
+    full, _ = opt.step(grad, opt.init(grad, groups))
+    quiet = opt.silenced(0)
+    part, _ = quiet.step(grad, quiet.init(grad, groups))
+    assert (part[:, :2] == 0).all() and torch.equal(part[:, 2:], full[:, 2:])
+    assert opt.nets[0].config.output_scale == 0.1  # the original is untouched
+
+
+def test_group_trace_follows_each_group():
+    from l2l.baselines import make_baseline
+    from l2l.evaluate import group_trace
+
+    theta = torch.tensor([[1.0, -2.0, 4.0]])
+    task = Task(theta, lambda th, batch=None: 0.5 * (th**2).sum(1), groups=torch.tensor([0, 0, 1]))
+    trace = group_trace(task, make_baseline("sgd", 0.5), steps=1)  # ∇ = θ, θ ← θ/2
+    assert trace[0]["theta"] == [1.5, 0.75] and trace[1]["theta"] == [4.0, 2.0]
+    assert trace[1]["grad"] == [4.0, 2.0]
+
+
+def test_a_silenced_optimizer_has_its_own_fingerprint():
+    from l2l.evaluate import fingerprint
+
+    opt = make_optimizer(LSTMConfig(groups=2), seed=0)
+    names = {fingerprint(opt), fingerprint(opt.silenced(0)), fingerprint(opt.silenced(1))}
+    assert len(names) == 3  # cached test curves can never be mixed up
