@@ -319,20 +319,15 @@ def trajectory(task: Task, opt, steps: int, coords: Tensor | None = None) -> dic
         {"theta": final θ [R, n], "losses": [R, steps + 1], and with coords "grads" and
         "updates", each [steps, k]: ∇_t and the update g_t at those coordinates}.
     """
-    theta = task.theta
-    state = opt.init(theta, task.groups)
-    f, grad = task.loss_and_grad(theta)
-    losses, grads, updates = [f], [], []
-    step = opt.bind()
-    for _ in range(steps):
-        update, state = step(grad, state)
-        if coords is not None:
-            grads.append(grad[coords[:, 0], coords[:, 1]])
-            updates.append(update[coords[:, 0], coords[:, 1]])
-        theta = theta + update
-        f, grad = task.loss_and_grad(theta)
-        losses.append(f)
-    out = {"theta": theta, "losses": torch.stack(losses, dim=1)}
+    from l2l.evaluate import optimize
+
+    losses, grads, updates = [], [], []
+    for point in optimize(task, opt, steps):  # streamed: states are large, keep only what is asked
+        losses.append(point.loss)
+        if coords is not None and point.update is not None:
+            grads.append(point.grad[coords[:, 0], coords[:, 1]])
+            updates.append(point.update[coords[:, 0], coords[:, 1]])
+    out = {"theta": point.theta, "losses": torch.stack(losses, dim=1)}
     if coords is not None:
         out |= {"grads": torch.stack(grads), "updates": torch.stack(updates)}
     return out

@@ -13,6 +13,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Iterator, NamedTuple
 
 import torch
 
@@ -24,24 +25,40 @@ from l2l.report import progress as progress_bar
 LR_GRID = tuple(2.0**k for k in range(-14, 4))
 
 
+class Step(NamedTuple):
+    """One point of an optimizer's trajectory: θ_t, f(θ_t), ∇_t, the update g_t taken from θ_t
+    (None at the last point) and the optimizer's state after it."""
+
+    theta: torch.Tensor
+    loss: torch.Tensor
+    grad: torch.Tensor
+    update: torch.Tensor | None
+    state: Any
+
+
+def optimize(task: Task, opt, steps: int) -> Iterator[Step]:
+    """Run `opt` on every function of `task` (θ_{t+1} = θ_t + g_t), yielding each of the
+    steps + 1 points; the one loop behind `run` and the chapters' closer looks at a trajectory."""
+    theta = task.theta
+    state = opt.init(theta, task.groups)
+    f, grad = task.loss_and_grad(theta)
+    step = opt.bind()
+    for _ in range(steps):
+        update, state = step(grad, state)
+        yield Step(theta, f, grad, update, state)
+        theta = theta + update
+        f, grad = task.loss_and_grad(theta)
+    yield Step(theta, f, grad, None, state)
+
+
 @torch.no_grad()
 def run(task: Task, opt, steps: int) -> torch.Tensor:
-    """Optimize every function of `task` for `steps` steps with `opt` (θ_{t+1} = θ_t + update).
+    """Optimize every function of `task` for `steps` steps with `opt`.
 
     Returns:
         [R, steps + 1] losses f(θ_0), …, f(θ_steps) of each run.
     """
-    theta = task.theta
-    state = opt.init(theta, task.groups)
-    f, grad = task.loss_and_grad(theta)
-    losses = [f]
-    step = opt.bind()
-    for _ in range(steps):
-        update, state = step(grad, state)
-        theta = theta + update
-        f, grad = task.loss_and_grad(theta)
-        losses.append(f)
-    return torch.stack(losses, dim=1)
+    return torch.stack([point.loss for point in optimize(task, opt, steps)], dim=1)
 
 
 @torch.no_grad()
@@ -50,19 +67,11 @@ def group_trace(task: Task, opt, steps: int) -> dict[int, dict[str, list[float]]
     median |∇| of the group's coordinates over all runs. {group: {"theta": [...], "grad": [...]}}."""
     groups = task.groups if task.groups is not None else torch.zeros(task.theta.shape[1], dtype=torch.long)
     trace = {int(k): {"theta": [], "grad": []} for k in groups.unique()}
-    theta = task.theta
-    state = opt.init(theta, task.groups)
-    _, grad = task.loss_and_grad(theta)
-    step = opt.bind()
-    for t in range(steps + 1):
+    for point in optimize(task, opt, steps):
         for k, rec in trace.items():
             cols = groups == k
-            rec["theta"].append(theta[:, cols].abs().mean().item())
-            rec["grad"].append(grad[:, cols].abs().median().item())
-        if t < steps:
-            update, state = step(grad, state)
-            theta = theta + update
-            _, grad = task.loss_and_grad(theta)
+            rec["theta"].append(point.theta[:, cols].abs().mean().item())
+            rec["grad"].append(point.grad[:, cols].abs().median().item())
     return trace
 
 

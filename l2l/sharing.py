@@ -250,15 +250,11 @@ def without_writes(opt: SharingOptimizer) -> SharingOptimizer:
 @torch.no_grad()
 def memory_drift(opt: SharingOptimizer, task, steps: int) -> Tensor:
     """‖M_T − I‖_F / √n of each run after `steps` steps of a NTM-(L-)BFGS on `task`: [R]."""
-    theta = task.theta
-    state = opt.init(theta)
-    _, grad = task.loss_and_grad(theta)
-    step = opt.bind()
-    for _ in range(steps):
-        update, state = step(grad, state)
-        theta = theta + update
-        _, grad = task.loss_and_grad(theta)
-    memory = state[2]
+    from l2l.evaluate import optimize
+
+    for last in optimize(task, opt, steps):  # streamed: only the end is needed
+        pass
+    theta, memory = last.theta, last.state[2]
     R, n = theta.shape
     eye = torch.eye(n, dtype=theta.dtype, device=theta.device).expand(R, n, n)
     change = memory_read(memory, eye) - eye  # M − I, read column by column
@@ -270,17 +266,13 @@ def update_profile(opt, task, steps: int) -> tuple[float, float]:
     """How coordinate-specific an optimizer's updates are: over `steps` steps and all runs of
     `task`, the mean of |mean_k g^k_t| (the shift shared by all coordinates) and of std_k g^k_t
     (the part that differs between coordinates)."""
-    theta = task.theta
-    state = opt.init(theta, task.groups)
-    _, grad = task.loss_and_grad(theta)
-    step = opt.bind()
+    from l2l.evaluate import optimize
+
     shared, specific = 0.0, 0.0
-    for _ in range(steps):
-        update, state = step(grad, state)
-        shared += update.mean(1).abs().mean().item() / steps
-        specific += update.std(1).mean().item() / steps
-        theta = theta + update
-        _, grad = task.loss_and_grad(theta)
+    for point in optimize(task, opt, steps):
+        if point.update is not None:
+            shared += point.update.mean(1).abs().mean().item() / steps
+            specific += point.update.std(1).mean().item() / steps
     return shared, specific
 
 
