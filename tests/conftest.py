@@ -14,44 +14,50 @@ if "L2L_DATA_MIRROR" not in os.environ and _mirror.exists():
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-def mnist_available() -> bool:
+def _available(probe) -> bool:
+    """Whether `probe()` finds its data (it raises FileNotFoundError when not)."""
     try:
-        from l2l.data import mnist
-
-        mnist("test")
+        probe()
         return True
     except FileNotFoundError:
         return False
 
 
-needs_mnist = pytest.mark.skipif(not mnist_available(), reason="MNIST not available (set L2L_DATA_MIRROR)")
+def _mnist():
+    from l2l.data import mnist
+
+    mnist("test")
+
+
+def _cifar():
+    from l2l.data import _cifar_source
+
+    _cifar_source()
+
+
+def _art():
+    from l2l.data import ART_CONTENT, ART_STYLE, MOBILENET_FILE, _mirror_file
+
+    _mirror_file(MOBILENET_FILE, "weights")
+    for kind, files in (("content", ART_CONTENT), ("style", ART_STYLE)):
+        for name in files.values():
+            _mirror_file(Path("neural_art") / kind / name, name)
+    _cifar()  # the content pools are CIFAR-10 images too
+
+
+def mnist_available() -> bool:
+    return _available(_mnist)
 
 
 def cifar_available() -> bool:
-    try:
-        from l2l.data import _cifar_source
-
-        _cifar_source()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_cifar = pytest.mark.skipif(not cifar_available(), reason="CIFAR-10 not available (set L2L_DATA_MIRROR)")
+    return _available(_cifar)
 
 
 def art_available() -> bool:
-    try:
-        from l2l.data import ART_CONTENT, ART_STYLE, MOBILENET_FILE, _mirror_file
-
-        _mirror_file(MOBILENET_FILE, "weights")
-        for kind, files in (("content", ART_CONTENT), ("style", ART_STYLE)):
-            for name in files.values():
-                _mirror_file(Path("neural_art") / kind / name, name)
-        return cifar_available()  # the content pools are CIFAR-10 images too
-    except FileNotFoundError:
-        return False
+    return _available(_art)
 
 
+needs_mnist = pytest.mark.skipif(not mnist_available(), reason="MNIST not available (set L2L_DATA_MIRROR)")
+needs_cifar = pytest.mark.skipif(not cifar_available(), reason="CIFAR-10 not available (set L2L_DATA_MIRROR)")
 needs_art = pytest.mark.skipif(not art_available(),
                                reason="neural-art images, MobileNetV2 weights or CIFAR-10 not available (set L2L_DATA_MIRROR)")
