@@ -288,11 +288,11 @@ class NeuralArt(Problem):
             content_feat = features(content, (CONTENT_LAYER,))[CONTENT_LAYER]
         weights = {"content": CONTENT_WEIGHT, "style": STYLE_WEIGHT, "tv": TV_WEIGHT}
 
-        def loss(theta, batch=None):
-            terms = art_terms(self.images(theta), content_feat, grams)
+        def loss(theta, batch):
+            terms = art_terms(self.images(theta), batch, grams)  # batch: the content features
             return self.scale * sum(weights[k] * v for k, v in terms.items())  # [R]
 
-        task = Task(theta.to(device), loss)
+        task = Task(theta.to(device), loss, lambda: content_feat)
         task.content = content  # for figures: the content image of each run
         return task
 

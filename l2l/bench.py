@@ -9,6 +9,7 @@ and the memory autograd keeps for the backward pass of one unroll (saved tensors
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -19,7 +20,7 @@ from l2l.lstm import LSTMConfig, LSTMOptimizer
 from l2l.problems import make_problem
 from l2l.reference import reference_init, reference_unroll
 from l2l.report import hardware
-from l2l.train import truncate, unroll
+from l2l.train import GraphedUnroll, TrainConfig, truncate, unroll
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 
@@ -47,9 +48,12 @@ def _sync(device):
 
 def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
                       updates=5, warmup=2) -> dict:
-    """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager) or
-    'compiled' (ours through torch.compile; the warm-up absorbs the compilation)."""
+    """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
+    'compiled' (ours through torch.compile; the warm-up absorbs the compilation) or 'graphed'
+    (ours, each unroll one captured CUDA graph; GPU only)."""
     problem = make_problem(spec)
+    if impl == "compiled":
+        torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
     opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults), compile=impl == "compiled").to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
@@ -58,8 +62,16 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     _, grad = task.loss_and_grad(theta)
     memory = {"bytes": 0}
 
+    if impl == "graphed":
+        config = TrainConfig(spec, steps=unroll_steps * (updates + warmup), unroll=unroll_steps)
+        graphed = GraphedUnroll(opt, problem.sample(runs, seed=1, device=device), config)
+        graphed.start(task)
+
     def meta_update(count_memory=False):
         nonlocal theta, state, grad
+        if impl == "graphed":  # the capture allocates its memory once; saved tensors are not counted
+            graphed.meta_update(task, meta_opt)
+            return
         with saved_bytes(memory) if count_memory else nullcontext():
             if impl == "reference":
                 loss, _, theta, state = reference_unroll(opt, task, theta, state, unroll_steps)
@@ -83,7 +95,7 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     row = {
         "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs, "impl": impl,
         "steps_per_s": unroll_steps * runs / seconds, "ms_per_meta_update": 1000 * seconds,
-        "autograd_MB": memory["bytes"] / 2**20,
+        "autograd_MB": memory["bytes"] / 2**20 if impl != "graphed" else math.nan,
     }
     if torch.device(device).type == "cuda":
         row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -93,31 +105,52 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
 def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled"),
           json_out: str | Path | None = None) -> list[dict]:
     torch.manual_seed(0)
+    if torch.device(device).type == "cuda" and "graphed" not in impls:
+        impls = (*impls, "graphed")
     rows = []
     for spec, runs in cases:
-        group = [time_meta_updates(spec, runs, impl, device, updates=updates) for impl in impls]
+        group = [_measure(spec, runs, impl, device, updates) for impl in impls]
         for row in group[1:]:
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
+        if json_out:  # after every case, so a long bench that breaks off keeps what it measured
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
+                                                  "rows": rows}, indent=1))
     print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
-    if json_out:
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
-                                              "rows": rows}, indent=1))
     return rows
+
+
+def _measure(spec: str, runs: int, impl: str, device, updates: int) -> dict:
+    """One row of the table; a case that does not fit in the GPU's memory is recorded as such."""
+    try:
+        row = time_meta_updates(spec, runs, impl, device, updates=updates)
+    except torch.OutOfMemoryError:
+        row = {"problem": spec, "coords": None, "runs": runs, "impl": impl, "steps_per_s": math.nan,
+               "ms_per_meta_update": math.nan, "autograd_MB": math.nan, "error": "out of memory"}
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+    print(f"{row['problem']} runs={runs} {impl}: {row['steps_per_s']:,.0f} steps/s", flush=True)
+    return row
 
 
 def format_table(rows: list[dict], where: str) -> str:
     """A Markdown table of bench rows measured on `where` (hardware and software)."""
+    peak = any("peak_cuda_MB" in r for r in rows)
     lines = [f"Meta-training throughput on {where}.", "",
              "| problem | coordinates | runs | implementation | steps/s | ms/update | autograd MB "
-             "| speed-up |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+             + ("| peak GPU MB " if peak else "") + "| speed-up |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | " + ("---: | " if peak else "") + "---: |"]
+    mb = lambda x: f"{x:,.0f}" if x is not None and math.isfinite(x) else "–"
     for r in rows:
         speedup = f"{r['speedup']:.2f}×" if "speedup" in r else ""
+        if "error" in r:
+            lines.append(f"| {r['problem']} | | {r['runs']} | {r['impl']} | {r['error']} | | |"
+                         + (" |" if peak else "") + " |")
+            continue
         lines.append(f"| {r['problem']} | {r['coords']:,} | {r['runs']} | {r['impl']} | "
-                     f"{r['steps_per_s']:,.0f} | {r['ms_per_meta_update']:,.1f} | "
-                     f"{r['autograd_MB']:,.1f} | {speedup} |")
+                     f"{r['steps_per_s']:,.0f} | {r['ms_per_meta_update']:,.1f} | {mb(r['autograd_MB'])} | "
+                     + (f"{mb(r.get('peak_cuda_MB'))} | " if peak else "") + f"{speedup} |")
     return "\n".join(lines)
 
 

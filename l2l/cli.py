@@ -52,7 +52,7 @@ def cmd_train(args):
     out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     ck = meta_train(config, out, device=args.device, resume=args.resume,
-                    max_minutes=args.max_minutes, compile=args.compile)
+                    max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
     best = ck["best"]
     status = "done" if ck["epoch"] >= config.epochs else "stopped early; continue with --resume"
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
@@ -134,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
     t.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
     t.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
+    t.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")

@@ -90,8 +90,8 @@ def gate_weights(cell: nn.LSTMCell) -> tuple[Tensor, Tensor]:
     """An `nn.LSTMCell`'s weights as one matrix [4H, in + H] and bias [4H, 1], rows reordered
     from (i, f, g, o) to (i, f, o, g) and the g rows doubled, for `lstm_cell`."""
     H, device = cell.hidden_size, cell.weight_ih.device
-    rows = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-    rows = rows.to(device)
+    span = lambda a, b: torch.arange(a * H, b * H, device=device)  # made on the device: no copy
+    rows = torch.cat([span(0, 2), span(3, 4), span(2, 3)])
     scale = torch.ones(4 * H, 1, device=device)
     scale[3 * H :] = 2.0
     weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)[rows] * scale

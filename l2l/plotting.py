@@ -71,3 +71,18 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training"):
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small")
     return ax
+
+
+def plot_throughput(rows: list[dict], axes, title: str = ""):
+    """Optimizee steps per second against runs batched per meta-update, a line per implementation
+    and a panel per problem (`l2l.bench` rows; log-log)."""
+    problems = sorted({r["problem"] for r in rows}, key=[r["problem"] for r in rows].index)
+    for ax, problem in zip(axes, problems):
+        mine = [r for r in rows if r["problem"] == problem and "error" not in r]
+        for impl in sorted({r["impl"] for r in mine}, key=[r["impl"] for r in mine].index):
+            pts = sorted((r["runs"], r["steps_per_s"]) for r in mine if r["impl"] == impl)
+            ax.plot(*zip(*pts), marker="o", label=impl, lw=2 if impl == "graphed" else 1.2)
+        ax.set(xscale="log", yscale="log", xlabel="runs batched per meta-update",
+               ylabel="optimizee steps per second", title=f"{problem} {title}".strip())
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(frameon=False)

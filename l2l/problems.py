@@ -36,8 +36,11 @@ class Task:
 
     Attributes:
         theta: [R, n] initial parameters θ_0, one row per run.
-        loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone.
-        batch: draws the data of one optimizee step (a fresh minibatch; None for quadratics).
+        loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone. It is
+            the same function for every task of a family: all that differs between tasks (a
+            quadratic's W and y, a minibatch) comes through `batch`, so one captured CUDA graph
+            serves every task (`l2l.train.GraphedUnroll`).
+        batch: draws the data of one optimizee step (a fresh minibatch; a quadratic's W and y).
         groups: [n] parameter group of each coordinate (CIFAR: 0 convolutional, 1 fully
             connected), for optimizers with one LSTM per group; None when there is one group.
     """
@@ -178,7 +181,9 @@ class Quadratic(Problem):
         y = torch.randn(runs, self.dim, generator=g).to(device)
         theta = (self.init_std * torch.randn(runs, self.dim, generator=g)).to(device)
 
-        return Task(theta, lambda theta, batch=None: quadratic_loss(theta, W, y))
+        # the function's data come through `batch` (the same W and y at every step), so that
+        # `loss` is one pure function for the whole family
+        return Task(theta, lambda theta, batch: quadratic_loss(theta, *batch), lambda: (W, y))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,11 +259,11 @@ class MNIST(Problem):
 
         def batch():
             idx = torch.randint(len(labels), (runs, self.batch), generator=g).to(device)
-            return images[idx], labels[idx]  # [R, B, 784], [R, B]
+            return images[idx], labels[idx], relu_runs  # [R, B, 784], [R, B], [R] or None
 
         def loss(theta, batch):
-            x, y = batch
-            logits = self.logits(theta, x, relu_runs)
+            x, y, relu = batch
+            logits = self.logits(theta, x, relu)
             return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(-1)  # [R]
 
         return Task(theta, loss, batch)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils._pytree import tree_leaves, tree_map
 
 from l2l.evaluate import run
-from l2l.lstm import LSTMConfig, State, detach_state, make_optimizer
+from l2l.lstm import LSTMConfig, LSTMOptimizer, State, detach_state, make_optimizer
 from l2l.problems import Task, derive_seed, make_problem
 from l2l.report import hardware, progress as progress_bar
 
@@ -141,6 +142,88 @@ def train_epoch(opt, meta_opt, task: Task, config: TrainConfig) -> float:
     return total / (config.steps // config.unroll)
 
 
+def _copy_into(static, value):
+    """Copy a pytree of tensors into the same-shaped pytree of fixed buffers."""
+    for s, v in zip(tree_leaves(static), tree_leaves(value)):
+        if isinstance(s, torch.Tensor):  # leaves may be None (no per-run activations, say)
+            s.copy_(v)
+
+
+class GraphedUnroll:
+    """`unroll`, the meta-backward and the clipping, captured once as a CUDA graph and replayed.
+
+    On a GPU one optimizee step is some hundred small kernels, and the Python that launches
+    them takes longer than they run. Captured, an unroll of K steps is one launch. The graph
+    reads fixed buffers (θ, the LSTM state and ∇ where the unroll starts, and the K steps'
+    batches), copied in before each replay, and writes φ's gradients in place; Adam's step on φ
+    stays outside, after the finiteness checks. One graph serves every task of a family because
+    a task's `loss` is the family's pure function and all that differs comes through `batch`.
+    The numbers are `train_epoch`'s up to float rounding (tested on a GPU).
+
+    Args:
+        task: any task of the family, only traced: pass one that training does not use, since
+            tracing draws its batches.
+    """
+
+    def __init__(self, opt, task: Task, config: TrainConfig):
+        if task.theta.device.type != "cuda":
+            raise ValueError("CUDA graphs need a task on a CUDA device")
+        self.opt, self.steps, self.unroll, self.clip = opt, config.steps, config.unroll, config.clip
+        self.loss, self.groups = task.loss, task.groups
+        state = opt.init(task.theta, task.groups)
+        _, grad = task.loss_and_grad(task.theta)
+        batches = [task.batch() for _ in range(self.unroll)]
+        self.inputs = tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t,
+                               (task.theta, state, grad, batches))
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: lazy initializations happen outside the capture
+            self._forward_backward()
+        torch.cuda.current_stream().wait_stream(side)
+        opt.zero_grad(set_to_none=True)  # the capture allocates φ's gradients in its own pool
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.outputs = self._forward_backward()
+
+    def _forward_backward(self):
+        theta, state, grad, batches = self.inputs
+        replay = Task(theta, self.loss, iter(batches).__next__, self.groups)
+        surrogate, losses, theta, state, grad = unroll(self.opt, replay, theta, state, grad, self.unroll)
+        surrogate.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.opt.parameters(), self.clip or math.inf)
+        return losses, norm, (theta, state, grad)
+
+    def start(self, task: Task):
+        """Begin a run of `task`: θ_0, the LSTM's initial state and ∇_0 into the buffers."""
+        state = self.opt.init(task.theta, task.groups)
+        _, grad = task.loss_and_grad(task.theta)
+        _copy_into(self.inputs[:3], (task.theta, state, grad))
+
+    def meta_update(self, task: Task, meta_opt) -> float:
+        """One unroll of K steps of `task` and Adam's step on φ; returns the meta-loss, or NaN
+        (and no step) when the meta-loss or the meta-gradient is not finite."""
+        _copy_into(self.inputs[3], [task.batch() for _ in range(self.unroll)])
+        self.graph.replay()
+        losses, norm, ends = self.outputs
+        meta_loss = losses.sum(0).mean()
+        if not (torch.isfinite(meta_loss) and torch.isfinite(norm)):
+            return math.nan
+        meta_opt.step()
+        _copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
+        return meta_loss.item()
+
+    def epoch(self, task: Task, meta_opt) -> float:
+        """`train_epoch` through the graph."""
+        self.start(task)
+        total = 0.0
+        for _ in range(self.steps // self.unroll):
+            loss = self.meta_update(task, meta_opt)
+            if not math.isfinite(loss):
+                return math.nan
+            total += loss
+        return total / (self.steps // self.unroll)
+
+
 @torch.no_grad()
 def validate(opt, config: TrainConfig, device) -> float:
     """Mean final loss of the frozen optimizer on the fixed validation functions."""
@@ -167,6 +250,7 @@ def meta_train(
     stop_after: int | None = None,
     max_minutes: float | None = None,
     compile: bool = False,
+    cuda_graphs: bool | None = None,
 ) -> dict:
     """Meta-train an LSTM optimizer, checkpointing to `path` at every validation.
 
@@ -176,6 +260,8 @@ def meta_train(
         stop_after: stop (checkpointed) once this many epochs are done, e.g. to split a long run.
         max_minutes: stop (checkpointed) after this much wall time in this call.
         compile: run the optimizer's steps through torch.compile (faster on large problems).
+        cuda_graphs: replay each unroll as one captured CUDA graph (`GraphedUnroll`); None: on a
+            GPU for the plain coordinatewise LSTM, the case tested against eager training.
     Returns:
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
@@ -210,6 +296,12 @@ def meta_train(
     if ck["epoch"] >= config.epochs:  # finished already: nothing to train, nothing to rewrite
         return ck
 
+    on_gpu = torch.device(device).type == "cuda"
+    if cuda_graphs is None:
+        cuda_graphs = on_gpu and type(opt) is LSTMOptimizer
+    if cuda_graphs and not on_gpu:
+        raise ValueError(f"CUDA graphs need a CUDA device, not {device!r}")
+    graphed = None
     start, last = time.perf_counter(), ck["wall_time"]
     window = []  # training meta-losses since the last validation
     bar = progress_bar(range(ck["epoch"], config.epochs), progress, initial=ck["epoch"],
@@ -219,7 +311,12 @@ def meta_train(
             task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
             for group in meta_opt.param_groups:
                 group["lr"] = config.lr_at(epoch)
-            loss = train_epoch(opt, meta_opt, task, config)
+            if cuda_graphs:
+                capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
+                graphed = graphed or GraphedUnroll(opt, capture, config)
+                loss = graphed.epoch(task, meta_opt)
+            else:
+                loss = train_epoch(opt, meta_opt, task, config)
             if math.isfinite(loss):
                 window.append(loss)
             else:

@@ -69,18 +69,19 @@ def test_loss_of_each_run_depends_on_its_row_alone():
     p = make_problem("neural_art:split=test")
     task = p.sample(3, seed=0)
     assert task.theta.shape == (3, 3 * 64 * 64)
-    f = task.loss(task.theta)
+    f = task.loss(task.theta, task.batch())
     theta = task.theta.clone()
     theta[1] += 0.3 * torch.randn(theta.shape[1])
-    g = task.loss(theta)
+    g = task.loss(theta, task.batch())
     assert g[1] != f[1]
     torch.testing.assert_close(g[[0, 2]], f[[0, 2]])
     # and through the gradient: f_0 does not depend on rows 1 and 2
     x = task.theta.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(task.loss(x)[0], x)
+    (grad,) = torch.autograd.grad(task.loss(x, task.batch())[0], x)
     assert grad[0].abs().sum() > 0 and grad[1:].abs().sum() == 0
     # the same run alone gives the same loss (the network treats each image on its own)
-    alone = p.task(task.content[2:], seed=0).loss(task.theta[2:])
+    alone_task = p.task(task.content[2:], seed=0)
+    alone = alone_task.loss(task.theta[2:], alone_task.batch())
     torch.testing.assert_close(alone, f[2:], rtol=1e-4, atol=1e-6)
 
 

@@ -27,7 +27,7 @@ def test_trajectory_matches_torch_optim(name):
     losses = []
     for _ in range(31):
         optimizer.zero_grad()
-        f = task.loss(theta, None)
+        f = task.loss(theta, task.batch())
         losses.append(f.detach())
         f.sum().backward()
         optimizer.step()

@@ -45,7 +45,7 @@ def test_quadratic_gradient_is_analytic():
     eps = 1e-3
     e = torch.zeros_like(theta)
     e[:, 3] = eps
-    fd = (task.loss(theta + e, None) - task.loss(theta - e, None)) / (2 * eps)
+    fd = (task.loss(theta + e, task.batch()) - task.loss(theta - e, task.batch())) / (2 * eps)
     torch.testing.assert_close(fd, g[:, 3], rtol=1e-2, atol=1e-2)
 
 
@@ -53,8 +53,8 @@ def test_seeds_name_the_same_functions_and_streams_differ():
     a = Quadratic().sample(3, seed=derive_seed(0, "test"))
     b = Quadratic().sample(3, seed=derive_seed(0, "test"))
     c = Quadratic().sample(3, seed=derive_seed(0, "valid"))
-    torch.testing.assert_close(a.loss(a.theta, None), b.loss(b.theta, None))
-    assert not torch.allclose(a.loss(a.theta, None), c.loss(c.theta, None))
+    torch.testing.assert_close(a.loss(a.theta, a.batch()), b.loss(b.theta, b.batch()))
+    assert not torch.allclose(a.loss(a.theta, a.batch()), c.loss(c.theta, c.batch()))
 
 
 def test_mnist_network_size_matches_the_paper():
@@ -97,7 +97,7 @@ def test_mix_draws_both_activations_and_held_out_uses_test_images():
     f, _ = task.loss_and_grad(task.theta)
     assert f.shape == (16,)
     # a run's loss must equal the pure-activation network's on the same parameters and batch
-    theta, (x, _) = task.theta, task.batch()
+    theta, (x, _, _) = task.theta, task.batch()
     sig = make_problem("mnist:hidden=5").logits(theta, x)
     relu = make_problem("mnist:activation=relu,hidden=5").logits(theta, x)
     out = problem.logits(theta, x, torch.arange(16) % 2 == 0)

@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
-from conftest import needs_mnist
+from conftest import needs_art, needs_cifar, needs_mnist
 from l2l.baselines import SGD
 from l2l.evaluate import run
 from l2l.lstm import LSTMConfig, LSTMOptimizer
 from l2l.problems import Task, derive_seed, make_problem
 from l2l.reference import reference_init, reference_unroll
-from l2l.train import TrainConfig, meta_train, optimizer_from, train_epoch, truncate, unroll
+from l2l.train import (GraphedUnroll, TrainConfig, meta_train, optimizer_from, train_epoch, truncate,
+                       unroll)
 
 
 def _meta_grads(opt):
@@ -76,11 +77,11 @@ def test_second_derivatives_are_dropped_but_earlier_updates_carry_gradient():
     task = problem.sample(runs=2, seed=5)
     theta, state = task.theta.clone().requires_grad_(True), opt.init(task.theta)
     meta = 0.0
-    grad = torch.autograd.grad(task.loss(theta, None).sum(), theta, create_graph=True)[0]
+    grad = torch.autograd.grad(task.loss(theta, task.batch()).sum(), theta, create_graph=True)[0]
     for _ in range(4):
         update, state = opt.step(grad, state)
         theta = theta + update
-        f = task.loss(theta, None)
+        f = task.loss(theta, task.batch())
         grad = torch.autograd.grad(f.sum(), theta, create_graph=True)[0]
         meta = meta + f.mean()
     opt.zero_grad()
@@ -195,3 +196,53 @@ def test_older_checkpoints_without_new_fields_still_match(tmp_path):
     torch.save(saved, tmp_path / "old.pt")
     resumed = meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=3)
     assert resumed["epoch"] == 3
+
+
+FAMILIES = ["quadratic", pytest.param("mnist:activation=mix", marks=needs_mnist),
+            pytest.param("cifar:classes=2", marks=needs_cifar),
+            pytest.param("neural_art:split=test", marks=needs_art)]
+
+
+@pytest.mark.parametrize("spec", FAMILIES)
+def test_a_tasks_loss_is_its_familys_function_and_its_data_come_through_batch(spec):
+    """What lets one captured CUDA graph serve every task: task A's loss on task B's batch is
+    task B's loss."""
+    problem = make_problem(spec)
+    a, b = problem.sample(2, seed=1), problem.sample(2, seed=2)
+    batch = b.batch()
+    torch.testing.assert_close(a.loss(b.theta, batch), b.loss(b.theta, batch))
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("spec", ["quadratic", pytest.param("mnist", marks=needs_mnist)])
+def test_cuda_graph_epochs_equal_eager_epochs(spec):
+    """Two epochs (two tasks, one graph) through GraphedUnroll give train_epoch's meta-losses and φ."""
+    config = TrainConfig(spec, steps=20, unroll=5, runs=3)
+    problem = make_problem(spec)
+    results = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults)).cuda()
+        meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-2)
+        graphed, losses = None, []
+        for epoch in range(2):
+            task = problem.sample(config.runs, seed=epoch, device="cuda")
+            if graphs:
+                graphed = graphed or GraphedUnroll(opt, problem.sample(config.runs, 99, "cuda"), config)
+                losses.append(graphed.epoch(task, meta_opt))
+            else:
+                losses.append(train_epoch(opt, meta_opt, task, config))
+        results.append((losses, [p.detach().clone() for p in opt.parameters()]))
+    (eager_losses, eager_phi), (graph_losses, graph_phi) = results
+    assert eager_losses == pytest.approx(graph_losses, rel=1e-4)
+    for e, g in zip(eager_phi, graph_phi):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
+
+
+def test_cuda_graphs_refuse_a_cpu_device():
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        meta_train(TrainConfig("quadratic", epochs=1, steps=5, unroll=5), device="cpu", cuda_graphs=True,
+                   progress=False)
