@@ -103,13 +103,15 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
 
 
 def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled"),
-          json_out: str | Path | None = None) -> list[dict]:
+          json_out: str | Path | None = None, verbose: bool = True) -> list[dict]:
+    """Time every implementation on every (problem, runs) case; with `verbose`, print each row as
+    it is measured and the table at the end."""
     torch.manual_seed(0)
     if torch.device(device).type == "cuda" and "graphed" not in impls:
         impls = (*impls, "graphed")
     rows = []
     for spec, runs in cases:
-        group = [_measure(spec, runs, impl, device, updates) for impl in impls]
+        group = [_measure(spec, runs, impl, device, updates, verbose) for impl in impls]
         for row in group[1:]:
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
@@ -117,11 +119,12 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)
             Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
                                                   "rows": rows}, indent=1))
-    print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
+    if verbose:
+        print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
     return rows
 
 
-def _measure(spec: str, runs: int, impl: str, device, updates: int) -> dict:
+def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: bool) -> dict:
     """One row of the table; a case that does not fit in the GPU's memory is recorded as such."""
     try:
         row = time_meta_updates(spec, runs, impl, device, updates=updates)
@@ -130,27 +133,29 @@ def _measure(spec: str, runs: int, impl: str, device, updates: int) -> dict:
                "ms_per_meta_update": math.nan, "autograd_MB": math.nan, "error": "out of memory"}
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
-    print(f"{row['problem']} runs={runs} {impl}: {row['steps_per_s']:,.0f} steps/s", flush=True)
+    if verbose:
+        print(f"{row['problem']} runs={runs} {impl}: {row['steps_per_s']:,.0f} steps/s", flush=True)
     return row
 
 
 def format_table(rows: list[dict], where: str) -> str:
-    """A Markdown table of bench rows measured on `where` (hardware and software)."""
+    """A Markdown table of bench rows measured on `where` (hardware and software); the speed-up is
+    against the reference of the same case."""
     peak = any("peak_cuda_MB" in r for r in rows)
     lines = [f"Meta-training throughput on {where}.", "",
-             "| problem | coordinates | runs | implementation | steps/s | ms/update | autograd MB "
-             + ("| peak GPU MB " if peak else "") + "| speed-up |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | " + ("---: | " if peak else "") + "---: |"]
-    mb = lambda x: f"{x:,.0f}" if x is not None and math.isfinite(x) else "–"
+             "| problem (coordinates) | runs | implementation | steps/s | speed-up | ms/update | autograd MB |"
+             + (" peak GPU MB |" if peak else ""),
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if peak else "")]
+    mb = lambda x: "–" if x is None or not math.isfinite(x) else f"{x:,.1f}" if x < 10 else f"{x:,.0f}"
     for r in rows:
-        speedup = f"{r['speedup']:.2f}×" if "speedup" in r else ""
+        problem = r["problem"] if r.get("coords") is None else f"{r['problem']} ({r['coords']:,})"
         if "error" in r:
-            lines.append(f"| {r['problem']} | | {r['runs']} | {r['impl']} | {r['error']} | | |"
-                         + (" |" if peak else "") + " |")
+            lines.append(f"| {problem} | {r['runs']} | {r['impl']} | {r['error']} | | | |" + (" |" if peak else ""))
             continue
-        lines.append(f"| {r['problem']} | {r['coords']:,} | {r['runs']} | {r['impl']} | "
-                     f"{r['steps_per_s']:,.0f} | {r['ms_per_meta_update']:,.1f} | {mb(r['autograd_MB'])} | "
-                     + (f"{mb(r.get('peak_cuda_MB'))} | " if peak else "") + f"{speedup} |")
+        speedup = f"{r['speedup']:.2f}×" if "speedup" in r else ""
+        lines.append(f"| {problem} | {r['runs']} | {r['impl']} | {r['steps_per_s']:,.0f} | {speedup} | "
+                     f"{r['ms_per_meta_update']:,.1f} | {mb(r['autograd_MB'])} |"
+                     + (f" {mb(r.get('peak_cuda_MB'))} |" if peak else ""))
     return "\n".join(lines)
 
 

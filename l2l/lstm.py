@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import logging
 import math
 from dataclasses import dataclass
 
@@ -139,6 +140,8 @@ def lstm_step(grad: Tensor, state: State, cells: list[tuple[Tensor, Tensor]], he
 def compiled_lstm_step():
     """`lstm_step` through torch.compile, made on first use (compiling takes seconds). Shapes
     start static and turn dynamic when a second problem size appears (evaluation sweeps)."""
+    # on a machine without CUDA, inductor's first compile logs a warning that means nothing here
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return torch.compile(lstm_step)
 
 

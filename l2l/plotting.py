@@ -26,23 +26,35 @@ COLORS = {
 }
 
 
+SPARE = ("#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#e377c2", "#000000", "#aec7e8", "#98df8a")
+
+
 def color(label: str) -> str:
-    return COLORS.get(label, COLORS.get(label.split(" ")[0], "#17becf"))
+    return COLORS.get(label, COLORS.get(label.split(" ")[0], SPARE[0]))
+
+
+def colors_for(labels) -> dict[str, str]:
+    """A color per label: the book's own where it has one, else the next spare color that no
+    other label of the same figure uses (so variants such as ablations stay apart)."""
+    known = {label: COLORS.get(label, COLORS.get(label.split(" ")[0])) for label in labels}
+    spare = iter(c for c in SPARE if c not in known.values())
+    return {label: c or next(spare, SPARE[0]) for label, c in known.items()}
 
 
 def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = True,
                 start: int = 0, legend: bool = True):
     """Mean loss per step with its 95% interval as a band, one line per optimizer."""
     ax = ax or plt.gca()
+    colors = colors_for(curves)
     for label, c in curves.items():
         mean, half = np.asarray(c.mean), np.asarray(c.ci95)
         steps = np.arange(len(mean))[start:]
         name = label if c.lr is None else f"{label} (lr {c.lr:.3g})"
-        ax.plot(steps, mean[start:], color=color(label), label=name, lw=1.8 if c.lr is None else 1.3)
+        ax.plot(steps, mean[start:], color=colors[label], label=name, lw=1.8 if c.lr is None else 1.3)
         lo = mean - half
         if log:  # a band reaching below zero cannot be drawn on a log axis: cut it at a tenth
             lo = np.maximum(lo, mean / 10)
-        ax.fill_between(steps, lo[start:], (mean + half)[start:], color=color(label), alpha=0.2, lw=0)
+        ax.fill_between(steps, lo[start:], (mean + half)[start:], color=colors[label], alpha=0.2, lw=0)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -35,6 +35,12 @@ def hardware(device="cpu") -> str:
     return f"{model} ({threads} thread{'s' if threads > 1 else ''})"
 
 
+def loss_text(x: float) -> str:
+    """A loss for a table or sentence: three decimals, or two significant digits below 0.01 (so
+    that the small losses of easy problems do not all read 0.000)."""
+    return f"{x:.3f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
+
+
 def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = None,
                 steps: tuple[int, ...] | None = None) -> str:
     """A Markdown table: tuned learning rate, mean loss ± 95% interval at chosen steps (default
@@ -47,7 +53,7 @@ def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = Non
     lines = [head, rule]
     for label, c in curves.items():
         lr = "–" if c.lr is None else f"{c.lr:.3g}"
-        cells = " | ".join(f"{c.mean[s]:.3f} ± {c.ci95[s]:.3f}" for s in steps)
+        cells = " | ".join(f"{loss_text(c.mean[s])} ± {loss_text(c.ci95[s])}" for s in steps)
         row = f"| {label} | {lr} | {cells} |"
         if paper:
             row += f" {paper.get(label, '–')} |"
@@ -70,8 +76,8 @@ def ranking(curves: "dict[str, Curve]", learned: str = "LSTM", step: int = -1) -
     how = "and the 95% intervals do not overlap" if separated else "but the 95% intervals overlap"
     steps = len(me.mean) - 1
     lowest = sum(me.mean[t] < min(c.mean[t] for c in others.values()) for t in range(1, steps + 1))
-    return (f"At step {steps if step == -1 else step}, the {learned} ends at {a:.3f}, "
-            f"{where} the best tuned baseline ({best_label}, {b:.3f}), {how}. "
+    return (f"At step {steps if step == -1 else step}, the {learned} ends at {loss_text(a)}, "
+            f"{where} the best tuned baseline ({best_label}, {loss_text(b)}), {how}. "
             f"Its mean is the lowest of all curves at {lowest} of the {steps} steps.")
 
 

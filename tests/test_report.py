@@ -32,3 +32,12 @@ def test_ranking_says_where_the_learned_optimizer_ends():
 def test_versus_paper_ratios():
     assert versus_paper(_curves(), {"LSTM": 0.05, "ADAM": 0.1}) == \
         "Every optimizer ends above the paper's value, by 2.0× to 3.0×."
+
+
+def test_small_losses_keep_two_significant_digits():
+    from l2l.report import loss_text
+
+    assert loss_text(0.5213) == "0.521"
+    assert loss_text(0.000203) == "0.0002"
+    assert loss_text(0.00504) == "0.005"
+    assert loss_text(0.0) == "0.000"

@@ -1,0 +1,19 @@
+"""`python -m l2l bench`: its rows, the JSON written after every case, and the table."""
+
+import json
+
+from l2l.bench import bench, format_table
+
+
+def test_bench_rows_json_and_table(tmp_path):
+    out = tmp_path / "bench.json"
+    rows = bench("cpu", cases=(("quadratic", 1), ("quadratic", 2)), updates=1, impls=("reference", "ours"),
+                 json_out=out, verbose=False)
+    assert [(r["runs"], r["impl"]) for r in rows] == [(1, "reference"), (1, "ours"), (2, "reference"), (2, "ours")]
+    assert all(r["steps_per_s"] > 0 for r in rows) and "speedup" in rows[1] and "speedup" not in rows[0]
+    assert json.loads(out.read_text())["rows"] == rows
+    table = format_table(rows + [{"problem": "mnist", "coords": None, "runs": 64, "impl": "reference",
+                                  "steps_per_s": float("nan"), "ms_per_meta_update": float("nan"),
+                                  "autograd_MB": float("nan"), "error": "out of memory"}], "here")
+    assert "| quadratic (10) | 2 | ours |" in table and "| mnist | 64 | reference | out of memory |" in table
+    assert all(line.count("|") == 8 for line in table.splitlines()[2:])  # every row has every column
