@@ -301,7 +301,10 @@ def meta_train(
         cuda_graphs = on_gpu and type(opt) is LSTMOptimizer
     if cuda_graphs and not on_gpu:
         raise ValueError(f"CUDA graphs need a CUDA device, not {device!r}")
-    graphed = None
+    graphed = None  # captured once, on a task of its own stream, and replayed for every epoch
+    if cuda_graphs:
+        capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
+        graphed = GraphedUnroll(opt, capture, config)
     start, last = time.perf_counter(), ck["wall_time"]
     window = []  # training meta-losses since the last validation
     bar = progress_bar(range(ck["epoch"], config.epochs), progress, initial=ck["epoch"],
@@ -311,9 +314,7 @@ def meta_train(
             task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
             for group in meta_opt.param_groups:
                 group["lr"] = config.lr_at(epoch)
-            if cuda_graphs:
-                capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
-                graphed = graphed or GraphedUnroll(opt, capture, config)
+            if graphed:
                 loss = graphed.epoch(task, meta_opt)
             else:
                 loss = train_epoch(opt, meta_opt, task, config)

@@ -246,3 +246,13 @@ def test_cuda_graphs_refuse_a_cpu_device():
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         meta_train(TrainConfig("quadratic", epochs=1, steps=5, unroll=5), device="cpu", cuda_graphs=True,
                    progress=False)
+
+
+@cuda
+def test_meta_train_with_cuda_graphs_equals_eager_meta_train(tmp_path):
+    config = TrainConfig("quadratic", epochs=3, steps=20, unroll=5, runs=4, eval_every=3, eval_runs=8)
+    eager = meta_train(config, tmp_path / "eager.pt", device="cuda", cuda_graphs=False, progress=False)
+    graphed = meta_train(config, tmp_path / "graphed.pt", device="cuda", progress=False)  # on by default
+    assert graphed["history"][-1]["val"] == pytest.approx(eager["history"][-1]["val"], rel=1e-4)
+    for k, v in eager["weights"].items():
+        torch.testing.assert_close(graphed["weights"][k], v, rtol=1e-4, atol=1e-6)
