@@ -29,14 +29,19 @@ COLORS = {
 SPARE = ("#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#e377c2", "#000000", "#aec7e8", "#98df8a")
 
 
+def _book_color(label: str) -> str | None:
+    """The book's color for a label or its first word ("ADAM (lr 0.1)" is ADAM), else None."""
+    return COLORS.get(label, COLORS.get(label.split(" ")[0]))
+
+
 def color(label: str) -> str:
-    return COLORS.get(label, COLORS.get(label.split(" ")[0], SPARE[0]))
+    return _book_color(label) or SPARE[0]
 
 
 def colors_for(labels) -> dict[str, str]:
     """A color per label: the book's own where it has one, else the next spare color that no
     other label of the same figure uses (so variants such as ablations stay apart)."""
-    known = {label: COLORS.get(label, COLORS.get(label.split(" ")[0])) for label in labels}
+    known = {label: _book_color(label) for label in labels}
     spare = iter(c for c in SPARE if c not in known.values())
     return {label: c or next(spare, SPARE[0]) for label, c in known.items()}
 

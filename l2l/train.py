@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch.utils._pytree import tree_leaves, tree_map
@@ -116,30 +117,44 @@ def unroll(opt, task: Task, theta, state, grad, steps: int):
     return surrogate / task.runs, torch.stack(losses), theta, state, grad
 
 
-def train_epoch(opt, meta_opt, task: Task, config: TrainConfig) -> float:
-    """One run of T steps on `task`, with a meta-update after each unroll.
+def train_epoch(opt, meta_opt, task: Task, config: TrainConfig,
+                graphed: "GraphedUnroll | None" = None) -> float:
+    """One run of T steps on `task`, with a meta-update after each unroll (through the captured
+    CUDA graph with `graphed`, else eagerly).
 
     Returns the mean meta-loss per unroll (Σ_t f(θ_t), averaged over runs), or NaN when a
     meta-loss or meta-gradient was not finite: that update is skipped and the run abandoned.
     """
+    updates = graphed.meta_updates(task, meta_opt) if graphed else _meta_updates(opt, meta_opt, task, config)
+    count, total = config.steps // config.unroll, 0.0
+    for _, loss in zip(range(count), updates):
+        if not math.isfinite(loss):
+            return math.nan
+        total += loss
+    return total / count
+
+
+def _meta_updates(opt, meta_opt, task: Task, config: TrainConfig) -> Iterator[float]:
+    """Eager meta-updates along one run of `task`, one per unroll: each yields its meta-loss, or
+    NaN (and takes no step) when the meta-loss or the meta-gradient is not finite."""
     theta = task.theta
     state = opt.init(theta, task.groups)
     _, grad = task.loss_and_grad(theta)
-    total = 0.0
-    for _ in range(config.steps // config.unroll):
+    while True:
         surrogate, losses, theta, state, grad = unroll(opt, task, theta, state, grad, config.unroll)
         meta_loss = losses.sum(0).mean()
         meta_opt.zero_grad(set_to_none=True)
         if not torch.isfinite(meta_loss):
-            return math.nan
+            yield math.nan
+            return
         surrogate.backward()
         norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), config.clip or math.inf)
         if not torch.isfinite(norm):
-            return math.nan
+            yield math.nan
+            return
         meta_opt.step()
         theta, state = truncate(theta, state)
-        total += meta_loss.item()
-    return total / (config.steps // config.unroll)
+        yield meta_loss.item()
 
 
 def _copy_into(static, value):
@@ -158,7 +173,7 @@ class GraphedUnroll:
     batches), copied in before each replay, and writes φ's gradients in place; Adam's step on φ
     stays outside, after the finiteness checks. One graph serves every task of a family because
     a task's `loss` is the family's pure function and all that differs comes through `batch`.
-    The numbers are `train_epoch`'s up to float rounding (tested on a GPU).
+    The numbers are eager training's up to float rounding (tested on a GPU).
 
     Args:
         task: any task of the family, only traced: pass one that training does not use, since
@@ -212,16 +227,11 @@ class GraphedUnroll:
         _copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
         return meta_loss.item()
 
-    def epoch(self, task: Task, meta_opt) -> float:
-        """`train_epoch` through the graph."""
+    def meta_updates(self, task: Task, meta_opt) -> Iterator[float]:
+        """`_meta_updates` through the graph: a run of `task`, one replay per unroll."""
         self.start(task)
-        total = 0.0
-        for _ in range(self.steps // self.unroll):
-            loss = self.meta_update(task, meta_opt)
-            if not math.isfinite(loss):
-                return math.nan
-            total += loss
-        return total / (self.steps // self.unroll)
+        while True:
+            yield self.meta_update(task, meta_opt)
 
 
 @torch.no_grad()
@@ -314,10 +324,7 @@ def meta_train(
             task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
             for group in meta_opt.param_groups:
                 group["lr"] = config.lr_at(epoch)
-            if graphed:
-                loss = graphed.epoch(task, meta_opt)
-            else:
-                loss = train_epoch(opt, meta_opt, task, config)
+            loss = train_epoch(opt, meta_opt, task, config, graphed)
             if math.isfinite(loss):
                 window.append(loss)
             else:

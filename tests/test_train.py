@@ -232,9 +232,7 @@ def test_cuda_graph_epochs_equal_eager_epochs(spec):
             task = problem.sample(config.runs, seed=epoch, device="cuda")
             if graphs:
                 graphed = graphed or GraphedUnroll(opt, problem.sample(config.runs, 99, "cuda"), config)
-                losses.append(graphed.epoch(task, meta_opt))
-            else:
-                losses.append(train_epoch(opt, meta_opt, task, config))
+            losses.append(train_epoch(opt, meta_opt, task, config, graphed))
         results.append((losses, [p.detach().clone() for p in opt.parameters()]))
     (eager_losses, eager_phi), (graph_losses, graph_phi) = results
     assert eager_losses == pytest.approx(graph_losses, rel=1e-4)
