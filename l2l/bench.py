@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from l2l.lstm import LSTMConfig, LSTMOptimizer
+from l2l.optimizers import LSTMConfig, LSTMOptimizer
+from l2l.optimizers.reference import reference_init, reference_unroll
 from l2l.problems import make_problem
-from l2l.reference import reference_init, reference_unroll
-from l2l.report import hardware
-from l2l.train import GraphedUnroll, TrainConfig, truncate, unroll
+from l2l.runtime import atomic_write, hardware
+from l2l.training import GraphedUnroll, TrainConfig, truncate, unroll
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 
@@ -116,9 +116,8 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
         if json_out:  # after every case, so a long bench that breaks off keeps what it measured
-            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-            Path(json_out).write_text(json.dumps({"device": hardware(device), "torch": torch.__version__,
-                                                  "rows": rows}, indent=1))
+            atomic_write(json_out, json.dumps({"device": hardware(device), "torch": torch.__version__,
+                                               "rows": rows}, indent=1))
     if verbose:
         print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
     return rows

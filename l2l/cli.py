@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from l2l.baselines import BASELINES
+from l2l.optimizers import BASELINES
 
 
 def _device(name: str) -> str:
@@ -37,18 +37,20 @@ def _baselines(text: str) -> list[str]:
 
 
 def cmd_train(args):
-    from l2l.presets import checkpoint_path, train_config
-    from l2l.train import meta_train
-
     from dataclasses import replace
+
+    from l2l.book.presets import checkpoint_path, train_config
+    from l2l.optimizers import SharingConfig
+    from l2l.training import meta_train
 
     overrides = {k: v for k, v in dict(epochs=args.epochs, runs=args.runs, meta_lr=args.meta_lr,
                                        seed=args.seed).items() if v is not None}
     config = train_config(args.problem, args.scale, **overrides)
-    architecture = {k: v for k, v in dict(groups=args.groups, gac=args.gac, memory=args.memory).items()
-                    if v is not None}
-    if architecture:
-        config = replace(config, optimizer=replace(config.optimizer, **architecture))
+    if args.groups is not None:
+        config = replace(config, optimizer=replace(config.optimizer, groups=args.groups))
+    sharing = {"gac": args.gac or 0, "memory": args.memory or "none"}
+    if sharing != {"gac": 0, "memory": "none"}:
+        config = replace(config, optimizer=SharingConfig(config.optimizer, **sharing))
     out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     ck = meta_train(config, out, device=args.device, resume=args.resume,
@@ -60,11 +62,11 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from l2l.evaluate import compare, save
-    from l2l.paths import RESULTS
-    from l2l.presets import test_settings
+    from l2l.book.presets import test_settings
+    from l2l.evaluation import compare, save
     from l2l.problems import make_problem
-    from l2l.train import load_checkpoint, optimizer_from
+    from l2l.runtime import results_dir
+    from l2l.training import load_checkpoint, optimizer_from
 
     problem = make_problem(args.problem)
     settings = test_settings(args.problem, args.scale)
@@ -76,11 +78,11 @@ def cmd_evaluate(args):
             "LSTM" if i == 0 else f"LSTM ({Path(path).stem})")
         optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device,
                                            compile=args.compile)
-    cache = None if args.no_cache else RESULTS / "tuned_lr.json"
+    cache = None if args.no_cache else results_dir() / "tuned_lr.json"
     curves = compare(problem, optimizers, args.baselines, steps=steps, runs=runs, seed=args.seed,
                      tune_runs=settings["tune_runs"], grid=settings["grid"], device=args.device,
                      tune_steps=settings.get("tune_steps"), cache=cache,
-                     curve_cache=None if args.no_cache else RESULTS / "curves")
+                     curve_cache=None if args.no_cache else results_dir() / "curves")
     save(curves, args.json, problem=problem.spec, steps=steps, runs=runs, seed=args.seed,
          optimizer_checkpoints=args.optimizer or [])
     for label, c in curves.items():
@@ -100,7 +102,7 @@ def cmd_bench(args):
 
 
 def cmd_book(args):
-    from l2l.book import build, execute
+    from l2l.book.runner import build, execute
 
     out = Path(args.out)
     execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters)
@@ -109,7 +111,7 @@ def cmd_book(args):
 
 
 def parser() -> argparse.ArgumentParser:
-    from l2l.presets import SCALES
+    from l2l.book.presets import SCALES
 
     p = argparse.ArgumentParser(prog="python -m l2l", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

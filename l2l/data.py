@@ -2,7 +2,7 @@
 
 Set `L2L_DATA_MIRROR` to a folder in the layout of torchvision's downloads (`MNIST/raw/*.gz`,
 `cifar-10-python.tar.gz` or its unpacked `cifar-10-batches-py/`) to work offline; otherwise the files
-are downloaded into `data/datasets/` (git-ignored) on first use.
+are downloaded into `<data>/datasets/` (`l2l.runtime.data_dir`; git-ignored) on first use.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from l2l.paths import DATA
+from l2l.runtime import data_dir
 
 MIRROR_VAR = "L2L_DATA_MIRROR"
-DATASETS = DATA / "datasets"
+
+
+def datasets_dir() -> Path:
+    """Where torchvision downloads datasets when there is no mirror: `<data>/datasets/`."""
+    return data_dir() / "datasets"
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60_000),
@@ -32,7 +36,7 @@ def _unavailable(name: str, layout: str, mirror: str | None, error: Exception) -
     """The error for a dataset found neither in the mirror nor by download: both ways, spelled out."""
     return FileNotFoundError(
         f"{name} is not available. Either set L2L_DATA_MIRROR to a folder holding {layout} "
-        f"(now: {mirror!r}), or let torchvision download it into {DATASETS} (that failed: {error})."
+        f"(now: {mirror!r}), or let torchvision download it into {datasets_dir()} (that failed: {error})."
     )
 
 
@@ -54,9 +58,9 @@ def _mnist_raw_dir() -> Path:
     try:
         from torchvision.datasets import MNIST
 
-        MNIST(DATASETS, train=True, download=True)
-        MNIST(DATASETS, train=False, download=True)
-        return DATASETS / "MNIST" / "raw"
+        MNIST(datasets_dir(), train=True, download=True)
+        MNIST(datasets_dir(), train=False, download=True)
+        return datasets_dir() / "MNIST" / "raw"
     except Exception as error:  # no network, or a broken download
         raise _unavailable("MNIST", "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz", mirror,
                            error) from error
@@ -93,27 +97,28 @@ CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 CIFAR_FILES = {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]}
 
 
-def _cifar_source() -> Path:
+def cifar_source() -> Path:
     """The archive or folder holding CIFAR-10's pickles: the mirror's, else a torchvision download."""
     mirror = os.environ.get(MIRROR_VAR)
     candidates = [Path(mirror) / name for name in ("cifar-10-batches-py", "cifar-10-python.tar.gz")] if mirror else []
-    candidates += [DATASETS / "cifar-10-batches-py"]
+    candidates += [datasets_dir() / "cifar-10-batches-py"]
     for path in candidates:
         if path.exists():
             return path
     try:
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(DATASETS, train=True, download=True)
-        return DATASETS / "cifar-10-batches-py"
+        CIFAR10(datasets_dir(), train=True, download=True)
+        return datasets_dir() / "cifar-10-batches-py"
     except Exception as error:
         raise _unavailable("CIFAR-10", "cifar-10-python.tar.gz (or its unpacked cifar-10-batches-py/)",
                            mirror, error) from error
 
 
 @lru_cache(maxsize=None)
-def _cifar_numpy(split: str) -> tuple[np.ndarray, np.ndarray]:
-    source = _cifar_source()
+def cifar10_uint8(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 images as uint8 [N, 3, 32, 32] and labels [N], as stored (cached)."""
+    source = cifar_source()
     batches = []
     if source.is_dir():
         for name in CIFAR_FILES[split]:
@@ -140,7 +145,7 @@ def cifar10(split: str = "train", device: str | torch.device = "cpu") -> tuple[t
     mean and standard deviation, and labels [N] (int64), kept on `device`."""
     if split not in CIFAR_FILES:
         raise ValueError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
-    images, labels = _cifar_numpy(split)
+    images, labels = cifar10_uint8(split)
     mean, std = _cifar_stats()
     x = (torch.from_numpy(images).float() / 255.0 - mean) / std
     return x.to(device), torch.from_numpy(labels).to(device)
@@ -149,13 +154,13 @@ def cifar10(split: str = "train", device: str | torch.device = "cpu") -> tuple[t
 @lru_cache(maxsize=None)
 def _cifar_stats() -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation [1, 3, 1, 1] of the training images in [0, 1]."""
-    train = torch.from_numpy(_cifar_numpy("train")[0]).double() / 255.0
+    train = torch.from_numpy(cifar10_uint8("train")[0]).double() / 255.0
     return train.mean((0, 2, 3), keepdim=True).float(), train.std((0, 2, 3), keepdim=True).float()
 
 
 # ---------------------------------------------------------------------------------------------
 # Neural art: photos, paintings and ImageNet MobileNetV2 weights, from the mirror only (nothing
-# here can be downloaded: VGG's weights are not available offline, see l2l/art.py)
+# here can be downloaded: VGG's weights are not available offline, see l2l/problems/neural_art.py)
 
 ART_CONTENT = {"astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee": "coffee.png",
                "rocket": "rocket.jpg", "grace_hopper": "grace_hopper.bmp"}
@@ -164,7 +169,7 @@ ART_STYLE = {"starry_night": "starry_night.jpg", "great_wave": "great_wave.jpg",
 MOBILENET_FILE = Path("mobilenet_v2") / "mobilenet_v2_imagenet_tflite_float.pt"
 
 
-def _mirror_file(relative: Path, what: str) -> Path:
+def mirror_file(relative: Path, what: str) -> Path:
     """A file inside the mirror, or a FileNotFoundError that says what is missing and where."""
     mirror = os.environ.get(MIRROR_VAR)
     if not mirror:
@@ -188,7 +193,7 @@ def art_image(kind: str, name: str) -> np.ndarray:
         raise ValueError(f"unknown {kind} image {name!r}; choose from {', '.join(files)}")
     from PIL import Image
 
-    path = _mirror_file(Path("neural_art") / kind / files[name], f"the {kind} image {name!r}")
+    path = mirror_file(Path("neural_art") / kind / files[name], f"the {kind} image {name!r}")
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
@@ -197,5 +202,5 @@ def art_image(kind: str, name: str) -> np.ndarray:
 def mobilenet_v2_state() -> dict:
     """The ImageNet MobileNetV2 (1.0, 224) weights of the mirror, a state_dict for
     `torchvision.models.mobilenet_v2()` (see the mirror's mobilenet_v2/NOTES.md)."""
-    path = _mirror_file(MOBILENET_FILE, "the ImageNet MobileNetV2 weights")
+    path = mirror_file(MOBILENET_FILE, "the ImageNet MobileNetV2 weights")
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -30,18 +30,18 @@ def _mnist():
 
 
 def _cifar():
-    from l2l.data import _cifar_source
+    from l2l.data import cifar_source
 
-    _cifar_source()
+    cifar_source()
 
 
 def _art():
-    from l2l.data import ART_CONTENT, ART_STYLE, MOBILENET_FILE, _mirror_file
+    from l2l.data import ART_CONTENT, ART_STYLE, MOBILENET_FILE, mirror_file
 
-    _mirror_file(MOBILENET_FILE, "weights")
+    mirror_file(MOBILENET_FILE, "weights")
     for kind, files in (("content", ART_CONTENT), ("style", ART_STYLE)):
         for name in files.values():
-            _mirror_file(Path("neural_art") / kind / name, name)
+            mirror_file(Path("neural_art") / kind / name, name)
     _cifar()  # the content pools are CIFAR-10 images too
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from conftest import needs_art
-from l2l import art
-from l2l.baselines import Adam
-from l2l.evaluate import run
+from l2l import analysis
+from l2l.problems import features, neural_art as art
+from l2l.optimizers import Adam
+from l2l.loop import run
 from l2l.problems import make_problem
 
 
@@ -17,7 +18,7 @@ def test_gram_by_hand():
     f = torch.tensor([[[[1.0, 2.0]], [[3.0, -1.0]]]])  # [B=1, C=2, h=1, w=2]
     # G_ij = Σ_positions F_i F_j / (h w): (1+4)/2, (3−2)/2, (9+1)/2
     expected = torch.tensor([[[2.5, 0.5], [0.5, 5.0]]])
-    torch.testing.assert_close(art.gram(f), expected)
+    torch.testing.assert_close(features.gram(f), expected)
 
 
 def test_total_variation_by_hand():
@@ -55,13 +56,13 @@ def test_clear_errors_without_the_mirror(tmp_path, monkeypatch):
 
 @needs_art
 def test_feature_network_is_frozen_imagenet_mobilenet():
-    net = art.feature_network()
+    net = features.feature_network()
     assert not net.training and not any(p.requires_grad for p in net.parameters())
-    feats = art.features(torch.zeros(1, 3, 64, 64))
+    feats = features.features(torch.zeros(1, 3, 64, 64))
     assert {k: tuple(v.shape[1:]) for k, v in feats.items()} == {
         0: (32, 32, 32), 2: (24, 16, 16), 4: (32, 8, 8), 7: (64, 4, 4)}
     grams = art.style_targets("starry_night", 64)
-    assert set(grams) == set(art.STYLE_LAYERS) and grams[7].shape == (64, 64)
+    assert set(grams) == set(features.STYLE_LAYERS) and grams[7].shape == (64, 64)
 
 
 @needs_art
@@ -87,11 +88,11 @@ def test_loss_of_each_run_depends_on_its_row_alone():
 
 @needs_art
 def test_content_pools_are_disjoint():
-    from l2l.data import _cifar_numpy
+    from l2l.data import cifar10_uint8
 
     assert art.pool_size("test") == 100
-    train_hashes = {hashlib.sha1(x.tobytes()).digest() for x in _cifar_numpy("train")[0]}
-    test_cifar = _cifar_numpy("test")[0][: art.TEST_CIFAR]
+    train_hashes = {hashlib.sha1(x.tobytes()).digest() for x in cifar10_uint8("train")[0]}
+    test_cifar = cifar10_uint8("test")[0][: art.TEST_CIFAR]
     assert not train_hashes & {hashlib.sha1(x.tobytes()).digest() for x in test_cifar}
     # the photos come first in the test pool and are never CIFAR images
     photos = art.content_pool("test", 64, torch.arange(25))
@@ -108,7 +109,7 @@ def test_adam_lowers_the_loss_by_a_large_factor():
     # f has a floor (content and style pull apart), so the total falls ~3× in 40 steps, the style term ~10×
     p = make_problem("neural_art:split=test")
     task = p.sample(2, seed=0)
-    out = art.trajectory(task, Adam(0.03), 40)
+    out = analysis.trajectory(task, Adam(0.03), 40)
     losses = out["losses"]
     assert torch.isfinite(losses).all()
     torch.testing.assert_close(losses, run(task, Adam(0.03), 40))  # the same loop as evaluation
@@ -118,13 +119,13 @@ def test_adam_lowers_the_loss_by_a_large_factor():
 
 
 def test_replay_proposes_what_a_baseline_would_from_a_gradient_history():
-    from l2l.baselines import SGD
+    from l2l.optimizers import SGD
 
     grads = torch.randn(6, 4)
-    torch.testing.assert_close(art.replay(SGD(0.5), grads), -0.5 * grads)
+    torch.testing.assert_close(analysis.replay(SGD(0.5), grads), -0.5 * grads)
     adam = Adam(0.1)
     state, expected = adam.init(grads[:1]), []
     for g in grads:
         u, state = adam.step(g[None], state)
         expected.append(u[0])
-    torch.testing.assert_close(art.replay(adam, grads), torch.stack(expected))
+    torch.testing.assert_close(analysis.replay(adam, grads), torch.stack(expected))

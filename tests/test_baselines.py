@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from l2l.baselines import make_baseline
-from l2l.evaluate import run
+from l2l.optimizers import make_baseline
+from l2l.loop import run
 from l2l.problems import make_problem
 
 TORCH = {

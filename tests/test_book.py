@@ -1,6 +1,6 @@
 """The book runner: which notebooks the book lists, and which run only as drafts at smoke scale."""
 
-from l2l.book import NOTEBOOKS, chapters, drafts
+from l2l.book.runner import NOTEBOOKS, chapters, drafts
 
 
 def test_chapters_follow_the_toc_and_drafts_are_the_rest(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from conftest import needs_cifar
-from l2l.lstm import GroupedLSTM, LSTMConfig, LSTMOptimizer, make_optimizer
+from l2l.optimizers import GroupedLSTM, LSTMConfig, LSTMOptimizer, make_optimizer
 from l2l.problems import CIFAR, Task, make_problem
 
 
@@ -118,8 +118,8 @@ def test_silencing_one_lstm_freezes_its_group_only():
 
 
 def test_group_trace_follows_each_group():
-    from l2l.baselines import make_baseline
-    from l2l.evaluate import group_trace
+    from l2l.optimizers import make_baseline
+    from l2l.analysis import group_trace
 
     theta = torch.tensor([[1.0, -2.0, 4.0]])
     task = Task(theta, lambda th, batch=None: 0.5 * (th**2).sum(1), groups=torch.tensor([0, 0, 1]))
@@ -129,7 +129,7 @@ def test_group_trace_follows_each_group():
 
 
 def test_a_silenced_optimizer_has_its_own_fingerprint():
-    from l2l.evaluate import fingerprint
+    from l2l.evaluation import fingerprint
 
     opt = make_optimizer(LSTMConfig(groups=2), seed=0)
     names = {fingerprint(opt), fingerprint(opt.silenced(0)), fingerprint(opt.silenced(1))}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from l2l.evaluate import LR_GRID, compare, mean_ci, t_quantile, tune
+from l2l.evaluation import LR_GRID, compare, mean_ci, t_quantile, tune
 from l2l.problems import make_problem
 
 
@@ -36,9 +36,9 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def test_finished_curves_are_read_back_and_keyed_by_what_ran(tmp_path):
-    from l2l.baselines import make_baseline
-    from l2l.evaluate import fingerprint, test_curve
-    from l2l.lstm import LSTMOptimizer
+    from l2l.optimizers import make_baseline
+    from l2l.evaluation import fingerprint, test_curve
+    from l2l.optimizers import LSTMOptimizer
     from l2l.problems import make_problem
 
     problem = make_problem("quadratic:dim=3")

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from l2l.lstm import LSTMConfig, LSTMOptimizer, preprocess
-from l2l.reference import reference_step
+from l2l.optimizers import LSTMConfig, LSTMOptimizer
+from l2l.optimizers.lstm import preprocess
+from l2l.optimizers.reference import reference_step
 
 
 def test_preprocess_matches_hand_worked_values():

@@ -82,7 +82,7 @@ def test_missing_mnist_names_both_ways(monkeypatch, tmp_path):
     import l2l.data as data
 
     monkeypatch.setenv("L2L_DATA_MIRROR", str(tmp_path))
-    monkeypatch.setattr(data, "DATASETS", tmp_path / "nowhere")
+    monkeypatch.setenv("L2L_DATA", str(tmp_path / "nowhere"))  # where torchvision would download
     monkeypatch.setattr("torchvision.datasets.MNIST", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     data._mnist_numpy.cache_clear()
     with pytest.raises(FileNotFoundError, match="L2L_DATA_MIRROR.*torchvision"):

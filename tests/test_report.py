@@ -1,7 +1,7 @@
 """What chapters print: tables and the sentences computed from the numbers."""
 
-from l2l.evaluate import Curve
-from l2l.report import final_table, ranking, versus_paper
+from l2l.evaluation import Curve
+from l2l.book.report import final_table, ranking, versus_paper
 
 
 def _curves():
@@ -35,7 +35,7 @@ def test_versus_paper_ratios():
 
 
 def test_small_losses_keep_two_significant_digits():
-    from l2l.report import loss_text
+    from l2l.book.report import loss_text
 
     assert loss_text(0.5213) == "0.521"
     assert loss_text(0.000203) == "0.0002"

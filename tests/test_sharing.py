@@ -6,15 +6,15 @@ import dataclasses
 import pytest
 import torch
 
-from l2l.baselines import SGD
-from l2l.evaluate import run
-from l2l.lstm import LSTMConfig, make_optimizer
+from l2l.analysis import memory_drift, update_profile
+from l2l.loop import run
+from l2l.optimizers import SGD, LSTMConfig, QuasiNewton, SharingConfig, SharingOptimizer, make_optimizer
+from l2l.optimizers.sharing import (bfgs_write, global_average, memory_bfgs, memory_init, memory_read,
+                                    memory_write)
 from l2l.problems import derive_seed, make_problem
-from l2l.sharing import (QuasiNewton, SharingOptimizer, bfgs_exact, bfgs_write, global_average, memory_bfgs,
-                         memory_drift, memory_init, memory_read, memory_write, update_profile, without_writes)
-from l2l.train import TrainConfig, meta_train, optimizer_from
+from l2l.training import TrainConfig, meta_train, optimizer_from
 
-GAC = LSTMConfig(preprocess=None, gac=2)
+GAC = SharingConfig(LSTMConfig(preprocess=None), gac=2)
 NTM = dataclasses.replace(GAC, memory="bfgs")
 NTM_L = dataclasses.replace(GAC, memory="lbfgs", window=4)
 
@@ -160,7 +160,7 @@ def test_without_writes_the_memory_stays_identity(config):
     opt = SharingOptimizer(config, seed=3)
     task = make_problem("quadratic:dim=5").sample(4, seed=1)
     assert (memory_drift(opt, task, 6) > 0).all()
-    torch.testing.assert_close(memory_drift(without_writes(opt), task, 6), torch.zeros(4))
+    torch.testing.assert_close(memory_drift(opt.without_writes(), task, 6), torch.zeros(4))
     assert (opt.head.weight != 0).all(), "the ablation works on a copy"
 
 
@@ -184,15 +184,15 @@ def test_weights_depend_on_seed_only():
     torch.testing.assert_close(a.state_dict(), b.state_dict())
     assert not torch.equal(a.head.weight, c.head.weight)
     with pytest.raises(ValueError, match="gac"):
-        SharingOptimizer(LSTMConfig(hidden=4, gac=5))
+        SharingConfig(LSTMConfig(hidden=4), gac=5)
 
 
 def test_classic_references_solve_a_quadratic():
     problem = make_problem("quadratic:dim=6")
     task = problem.sample(8, seed=3)
-    exact = bfgs_exact(task, 8)  # n steps of exact-line-search BFGS reach the minimum (here 0)
+    exact = run(task, QuasiNewton.exact_on(task), 8)  # n steps of exact-line-search BFGS reach the minimum
     assert (exact[:, 7] < 1e-6 * exact[:, 0]).all()  # float32 rounding: one step of slack
-    limited = bfgs_exact(task, 8, history=2)  # the same iterates in exact arithmetic (CG)
+    limited = run(task, QuasiNewton.exact_on(task, history=2), 8)  # the same iterates in exact arithmetic (CG)
     torch.testing.assert_close(limited[:, :5], exact[:, :5], rtol=1e-3, atol=1e-6)
     assert (limited[:, -1] < 1e-3 * exact[:, 0]).all()
     fixed = run(problem.sample(8, seed=3), QuasiNewton(lr=0.05), 60)[:, -1]

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from conftest import needs_art, needs_cifar, needs_mnist
-from l2l.baselines import SGD
-from l2l.evaluate import run
-from l2l.lstm import LSTMConfig, LSTMOptimizer
+from l2l.optimizers import SGD
+from l2l.loop import run
+from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.problems import Task, derive_seed, make_problem
-from l2l.reference import reference_init, reference_unroll
-from l2l.train import (GraphedUnroll, TrainConfig, meta_train, optimizer_from, train_epoch, truncate,
+from l2l.optimizers.reference import reference_init, reference_unroll
+from l2l.training import (GraphedUnroll, TrainConfig, meta_train, optimizer_from, train_epoch, truncate,
                        unroll)
 
 

@@ -2,15 +2,17 @@
 
 Two `nn.LSTMCell`s called per step, the optimizee's loss f(θ_t) kept in the graph of the
 meta-loss, and `torch.autograd.grad(..., retain_graph=True)` to read ∇_t. It shares φ with
-`l2l.lstm.LSTMOptimizer`, so the tests can check that the project's path (`l2l.train.unroll`) gives
-the same trajectories and meta-gradients, and `python -m l2l bench` can time both.
+`l2l.optimizers.lstm.LSTMOptimizer`, so the tests can check that the project's path
+(`l2l.training.unroll`) gives the same trajectories and meta-gradients, and `python -m l2l bench`
+can time both. It keeps a step loop of its own on purpose: a reference that ran through the
+project's loop (`l2l.loop.optimize`) could not catch a bug in it.
 """
 
 from __future__ import annotations
 
 import torch
 
-from l2l.lstm import LSTMOptimizer, State
+from l2l.optimizers.lstm import LSTMOptimizer, State
 from l2l.problems import Task
 
 

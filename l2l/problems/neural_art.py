@@ -34,13 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2l.problems import Problem, Task, _check_choice, generator, register
+from l2l.data import ART_CONTENT, art_image, cifar10_uint8
+from l2l.problems.base import Problem, Task, check_choice, generator, register
+from l2l.problems.features import CONTENT_LAYER, STYLE_LAYERS, features, gram
 
-# Blocks of `mobilenet_v2().features` whose outputs are used. At a 64×64 input, block 0 (the first
-# 3×3 convolution, ReLU6) gives 32 channels at 32×32, block 2 24 at 16×16, block 4 32 at 8×8,
-# block 7 64 at 4×4: the first layer of each resolution, as Gatys et al. took conv1_1 … conv5_1.
-STYLE_LAYERS = (0, 2, 4, 7)
-CONTENT_LAYER = 4  # 8×8 at 64×64: coarse enough to leave room for style, fine enough to keep the object
 # α, β, γ. Each term is a relative error (or, for γ, a mean squared pixel difference) of order 0.1-1
 # at θ_0, so the weights read directly as priorities. Chosen once, by looking at 128 ADAM steps on
 # the five photos: β = 1 left the style faint, β = 4 erased the rocket; β = 2 gives a clearly
@@ -93,8 +90,6 @@ def square_crops(image: np.ndarray, count: int) -> list[np.ndarray]:
 def _photo_crops(size: int) -> Tensor:
     """[5·TEST_PHOTO_CROPS, 3, size, size] crops of the mirror's photos in pixel units (0..255),
     photo by photo, the full centred square first."""
-    from l2l.data import ART_CONTENT, art_image
-
     crops = [torch.from_numpy(c).permute(2, 0, 1)[None].float()
              for name in ART_CONTENT for c in square_crops(art_image("content", name), TEST_PHOTO_CROPS)]
     return torch.cat([resize(c, size) for c in crops]).round().clamp(0, 255)
@@ -102,8 +97,6 @@ def _photo_crops(size: int) -> Tensor:
 
 def photo(name: str, size: int) -> Tensor:
     """One mirror photo's centred square, [3, size, size] in network units (never in training)."""
-    from l2l.data import ART_CONTENT
-
     if name not in ART_CONTENT:
         raise ValueError(f"unknown photo {name!r}; choose from {', '.join(ART_CONTENT)}")
     return to_input(_photo_crops(size)[list(ART_CONTENT).index(name) * TEST_PHOTO_CROPS])
@@ -120,12 +113,10 @@ def content_pool(split: str, size: int, index: Tensor) -> Tensor:
     test: the mirror's photos (5 crops each: 25 images), then the first 75 CIFAR-10 test images,
     upsampled: 100 test contents, as the paper tested on 100 images.
     """
-    from l2l.data import _cifar_numpy
-
-    _check_choice("split", split, ("train", "test"))
+    check_choice("split", split, ("train", "test"))
     index = index.cpu()
     if split == "train":
-        cifar = torch.from_numpy(_cifar_numpy("train")[0][index.numpy()]).float()
+        cifar = torch.from_numpy(cifar10_uint8("train")[0][index.numpy()]).float()
         return to_input(resize(cifar, size))
     photos = _photo_crops(size)
     out = torch.empty(len(index), 3, size, size)
@@ -133,15 +124,13 @@ def content_pool(split: str, size: int, index: Tensor) -> Tensor:
     out[is_photo] = photos[index[is_photo]]
     rest = index[~is_photo] - len(photos)
     if len(rest):
-        cifar = torch.from_numpy(_cifar_numpy("test")[0][rest.numpy()]).float()
+        cifar = torch.from_numpy(cifar10_uint8("test")[0][rest.numpy()]).float()
         out[~is_photo] = resize(cifar, size)
     return to_input(out)
 
 
 def style_image(name: str, size: int) -> Tensor:
     """The painting `name`, whole, its short side resized to `size`: [3, h, w] in network units."""
-    from l2l.data import art_image
-
     image = torch.from_numpy(art_image("style", name)).permute(2, 0, 1)[None].float()
     h, w = image.shape[-2:]
     scale = size / min(h, w)
@@ -151,43 +140,7 @@ def style_image(name: str, size: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# The frozen feature network and the loss terms
-
-
-@lru_cache(maxsize=None)
-def feature_network(device: str = "cpu") -> torch.nn.Module:
-    """MobileNetV2's convolutional blocks up to the deepest one used, ImageNet weights from the
-    mirror (strict load), eval mode (its batch norms hold no statistics), frozen."""
-    import torchvision
-
-    from l2l.data import mobilenet_v2_state
-
-    net = torchvision.models.mobilenet_v2()
-    net.load_state_dict(mobilenet_v2_state(), strict=True)
-    deepest = max(*STYLE_LAYERS, CONTENT_LAYER)
-    return net.features[: deepest + 1].eval().requires_grad_(False).to(device)
-
-
-def features(x: Tensor, layers=None) -> dict[int, Tensor]:
-    """Outputs of the chosen blocks for images x [B, 3, H, W] (network units): {block: [B, C, h, w]}.
-    Eval-mode batch norm is a fixed affine map, so each image's features depend on it alone."""
-    layers = set(layers if layers is not None else (*STYLE_LAYERS, CONTENT_LAYER))
-    net = feature_network(str(x.device))
-    out = {}
-    for k, block in enumerate(net):
-        x = block(x)
-        if k in layers:
-            out[k] = x
-        if len(out) == len(layers):
-            break
-    return out
-
-
-def gram(f: Tensor) -> Tensor:
-    """Gram matrices of features f [B, C, h, w]: G = F Fᵀ / (h w), [B, C, C] (channel correlations
-    averaged over positions, so a style image of any size gives comparable targets)."""
-    flat = f.flatten(2)  # [B, C, h·w]
-    return flat @ flat.transpose(1, 2) / flat.shape[-1]
+# The loss terms
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -249,9 +202,9 @@ class NeuralArt(Problem):
     noise: float = 0.1
 
     def __post_init__(self):
-        _check_choice("size", self.size, (64, 128))
-        _check_choice("style", self.style, STYLES)
-        _check_choice("split", self.split, ("train", "test"))
+        check_choice("size", self.size, (64, 128))
+        check_choice("style", self.style, STYLES)
+        check_choice("split", self.split, ("train", "test"))
         if self.noise < 0:
             raise ValueError(f"noise must be non-negative, got {self.noise}")
 
@@ -302,45 +255,3 @@ class NeuralArt(Problem):
         # distinct contents while the pool lasts (the test pool has 100), then repeats
         index = torch.cat([torch.randperm(pool, generator=g) for _ in range(-(-runs // pool))])[:runs]
         return self.task(content_pool(self.split, self.size, index), seed + 1, device)
-
-
-# ---------------------------------------------------------------------------------------------
-# Following one optimizer's trajectory (Fig. 9 and the paper's Appendix B)
-
-
-@torch.no_grad()
-def trajectory(task: Task, opt, steps: int, coords: Tensor | None = None) -> dict:
-    """Run `opt` on `task` for `steps` steps (like `l2l.evaluate.run`) and keep what the figures need.
-
-    Args:
-        coords: [k] pairs (run, coordinate) as a [k, 2] tensor whose gradients and updates are
-            recorded at every step, or None.
-    Returns:
-        {"theta": final θ [R, n], "losses": [R, steps + 1], and with coords "grads" and
-        "updates", each [steps, k]: ∇_t and the update g_t at those coordinates}.
-    """
-    from l2l.evaluate import optimize
-
-    losses, grads, updates = [], [], []
-    for point in optimize(task, opt, steps):  # streamed: states are large, keep only what is asked
-        losses.append(point.loss)
-        if coords is not None and point.update is not None:
-            grads.append(point.grad[coords[:, 0], coords[:, 1]])
-            updates.append(point.update[coords[:, 0], coords[:, 1]])
-    out = {"theta": point.theta, "losses": torch.stack(losses, dim=1)}
-    if coords is not None:
-        out |= {"grads": torch.stack(grads), "updates": torch.stack(updates)}
-    return out
-
-
-@torch.no_grad()
-def replay(opt, grads: Tensor) -> Tensor:
-    """The updates an elementwise optimizer (a baseline) would propose, step by step, if it saw the
-    gradient history grads [T, k] of k coordinates: [T, k]. The history is another optimizer's, so
-    this answers "what would SGD or ADAM do here" without changing the trajectory."""
-    state = opt.init(grads[:1])
-    out = []
-    for g in grads:
-        update, state = opt.step(g[None], state)
-        out.append(update[0])
-    return torch.stack(out)

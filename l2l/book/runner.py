@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from l2l.paths import ROOT
+from l2l.runtime import repository
 
+ROOT = repository() or Path.cwd()  # the book is built from a checkout of the project
 NOTEBOOKS = ROOT / "notebooks"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 

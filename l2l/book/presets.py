@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l2l.evaluate import LR_GRID
-from l2l.lstm import LSTMConfig
-from l2l.paths import CHECKPOINTS, RESULTS
+from l2l.evaluation import LR_GRID
+from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
-from l2l.train import TrainConfig
+from l2l.runtime import checkpoints_dir, results_dir
+from l2l.training import TrainConfig
 
 SCALES = ("smoke", "paper")
 
@@ -85,13 +85,13 @@ def _name(spec: str, scale: str, variant: str = "") -> str:
     return slug if scale == "paper" else f"{slug}-{scale}"
 
 
-def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path = CHECKPOINTS,
+def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path | None = None,
                     variant: str = "") -> Path:
-    """`data/checkpoints/<problem>[-<variant>].pt` at paper scale, `…-<scale>.pt` otherwise; a
+    """`<data>/checkpoints/<problem>[-<variant>].pt` at paper scale, `…-<scale>.pt` otherwise; a
     variant names a second optimizer for the same problem (e.g. `single`: one shared LSTM)."""
-    return Path(folder) / f"{_name(spec, scale, variant)}.pt"
+    return Path(folder or checkpoints_dir()) / f"{_name(spec, scale, variant)}.pt"
 
 
-def results_path(spec: str, scale: str = "paper", folder: str | Path = RESULTS) -> Path:
-    """`data/results/<problem>.json` at paper scale, `<problem>-<scale>.json` otherwise."""
-    return Path(folder) / f"{_name(spec, scale)}.json"
+def results_path(spec: str, scale: str = "paper", folder: str | Path | None = None) -> Path:
+    """`<data>/results/<problem>.json` at paper scale, `<problem>-<scale>.json` otherwise."""
+    return Path(folder or results_dir()) / f"{_name(spec, scale)}.json"

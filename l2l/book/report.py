@@ -1,38 +1,9 @@
-"""What a chapter prints besides its figures: tables of results and where and how long things ran."""
+"""What a chapter prints besides its figures: tables of results and the sentences under them.
+(Where and how long things ran: `l2l.runtime.hardware`.)"""
 
 from __future__ import annotations
 
-import os
-import platform
-
-import torch
-from typing import TYPE_CHECKING
-
-from tqdm import tqdm
-
-if TYPE_CHECKING:
-    from l2l.evaluate import Curve
-
-
-def progress(iterable=None, enabled: bool = True, **kwargs) -> tqdm:
-    """A tqdm progress bar, off when `enabled` is False or the environment sets L2L_PROGRESS=0
-    (the book runner does: an executed chapter should not store hundreds of bar updates)."""
-    off = not enabled or os.environ.get("L2L_PROGRESS") == "0"
-    return tqdm(iterable, disable=off, mininterval=1.0, dynamic_ncols=True, **kwargs)
-
-
-def hardware(device="cpu") -> str:
-    """A one-line description of where a computation runs."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.machine()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    threads = torch.get_num_threads()
-    return f"{model} ({threads} thread{'s' if threads > 1 else ''})"
+from l2l.evaluation import Curve
 
 
 def loss_text(x: float) -> str:
@@ -41,7 +12,7 @@ def loss_text(x: float) -> str:
     return f"{x:.3f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
 
 
-def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = None,
+def final_table(curves: dict[str, Curve], paper: dict[str, float] | None = None,
                 steps: tuple[int, ...] | None = None) -> str:
     """A Markdown table: tuned learning rate, mean loss ± 95% interval at chosen steps (default
     the last), and the paper's approximate value when given."""
@@ -61,7 +32,7 @@ def final_table(curves: "dict[str, Curve]", paper: dict[str, float] | None = Non
     return "\n".join(lines)
 
 
-def ranking(curves: "dict[str, Curve]", learned: str = "LSTM", step: int = -1) -> str:
+def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> str:
     """One sentence saying where the learned optimizer ends against the best other curve, and
     whether the 95% intervals separate them."""
     me = curves[learned]
@@ -81,7 +52,7 @@ def ranking(curves: "dict[str, Curve]", learned: str = "LSTM", step: int = -1) -
             f"Its mean is the lowest of all curves at {lowest} of the {steps} steps.")
 
 
-def versus_paper(curves: "dict[str, Curve]", paper: dict[str, float]) -> str:
+def versus_paper(curves: dict[str, Curve], paper: dict[str, float]) -> str:
     """One sentence comparing our final losses with the values read off the paper's figure."""
     ratios = {k: curves[k].final / v for k, v in paper.items() if k in curves}
     above = [k for k, r in ratios.items() if r > 1]

@@ -39,18 +39,62 @@ Choices the paper leaves open, and ours:
   argument needs sᵀy and yᵀHy); their cell states stay per coordinate, only h is averaged.
 
 The memory functions (`memory_init`, `memory_read`, `memory_write`) are pure, so the tests can
-drive them with hand-set controller outputs: they reproduce inverse-Hessian BFGS exactly.
-This module also holds the classic quasi-Newton references the chapter compares against.
+drive them with hand-set controller outputs: they reproduce inverse-Hessian BFGS exactly. The
+classic quasi-Newton methods the chapter compares against are in `l2l.optimizers.quasi_newton`.
 """
 
 from __future__ import annotations
 
-import math
+import copy
+from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from l2l.lstm import LSTMConfig, gate_weights, initial_weights, inputs, lstm_cell
+from l2l.optimizers.base import Learned
+from l2l.optimizers.lstm import LSTMConfig, gate_weights, initial_weights, inputs, lstm_cell
+from l2l.optimizers.quasi_newton import bfgs_update
+
+MEMORIES = ("none", "bfgs", "lbfgs")
+
+
+@dataclass(frozen=True)
+class SharingConfig:
+    """A coordinatewise LSTM that shares information across coordinates (module docstring).
+
+    lstm: the controller's architecture, input and output treatment (one LSTM: `groups` = 1).
+    gac: global averaging cells at the end of every layer (2 express BFGS's inner products).
+    memory: 'none' (LSTM+GAC), 'bfgs' (the full n×n matrix) or 'lbfgs' (a window of write pairs).
+    read_heads, write_heads: of the memory (the paper's BFGS argument needs 1 and 3).
+    window: NTM-L-BFGS: how many writes (each `write_heads` pairs) are kept.
+    """
+
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    gac: int = 2
+    memory: str = "none"
+    read_heads: int = 1
+    write_heads: int = 3
+    window: int = 10
+
+    def __post_init__(self):
+        if self.gac == 0 and self.memory == "none":
+            raise ValueError("no averaging cells and no memory share nothing: that is LSTMConfig")
+        if self.memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORIES)}, got {self.memory!r}")
+        if min(self.gac, self.read_heads, self.write_heads, self.window) < 0:
+            raise ValueError("gac, read_heads, write_heads and window must be non-negative")
+        if self.gac > self.lstm.hidden:
+            raise ValueError(f"gac ({self.gac}) cannot exceed hidden ({self.lstm.hidden})")
+        if self.memory != "none" and self.read_heads < 1:
+            raise ValueError("a memory needs at least one read head (its result is the update)")
+        if self.lstm.groups > 1:
+            raise ValueError("several LSTMs (groups > 1) and information sharing do not combine")
+
+    @property
+    def reads(self) -> int:
+        """Read heads in use (none without a memory)."""
+        return self.read_heads if self.memory != "none" else 0
+
 
 # ---------------------------------------------------------------------------------------------
 # Global averaging cells
@@ -134,8 +178,8 @@ def memory_bfgs(W: Tensor, target: Tensor, window: int | None = None) -> dict:
     theta = torch.zeros_like(target)
     grad = grad_of(theta)[..., 0]
     memory = memory_init("lbfgs" if window else "bfgs", R, n, 3, window or 0, like=theta)
-    H = torch.eye(n, dtype=theta.dtype).expand(R, n, n)
-    probe = torch.eye(n, dtype=theta.dtype).expand(R, n, n)  # reading every column: M itself
+    H = torch.eye(n, dtype=theta.dtype, device=theta.device).expand(R, n, n)
+    probe = H  # reading every column of the memory: M itself
     gap = 0.0
     for _ in range(n):
         d = memory_read(memory, -grad[..., None])[..., 0]  # direction −M∇, read from the memory
@@ -156,7 +200,7 @@ def memory_bfgs(W: Tensor, target: Tensor, window: int | None = None) -> dict:
 # The learned optimizer
 
 
-def sharing_step(grad: Tensor, state: tuple, cells, head, config: LSTMConfig):
+def sharing_step(grad: Tensor, state: tuple, cells, head, config: SharingConfig):
     """One step of LSTM+GAC or NTM-(L-)BFGS: (grad [R, n], state) -> (update [R, n], state).
 
     state = (LSTM states (h_1, c_1, …) each [H, R·n], last read i_{t-1} [reads, R·n] or None,
@@ -164,7 +208,7 @@ def sharing_step(grad: Tensor, state: tuple, cells, head, config: LSTMConfig):
     """
     R, n = grad.shape
     lstm_state, last_read, memory = state
-    x = inputs(grad, config.preprocess)  # [in, R·n]
+    x = inputs(grad, config.lstm.preprocess)  # [in, R·n]
     if memory:
         x = torch.cat([x, last_read])  # the previous read i_{t-1} returns to each coordinate
     new_state = []
@@ -183,43 +227,37 @@ def sharing_step(grad: Tensor, state: tuple, cells, head, config: LSTMConfig):
         memory = memory_write(memory, a / n, b)  # M_{t+1} = M_t + Σ a bᵀ
         update = update + i[..., 0]  # g_t = o_t + i_t (first read head)
         read = i.permute(2, 0, 1).reshape(nr, R * n)
-    return update * config.output_scale, (tuple(new_state), read, memory)
+    return update * config.lstm.output_scale, (tuple(new_state), read, memory)
 
 
-class SharingOptimizer(nn.Module):
-    """LSTM+GAC (`config.gac` > 0) or NTM-BFGS / NTM-L-BFGS (`config.memory` 'bfgs' / 'lbfgs').
+class SharingOptimizer(Learned):
+    """LSTM+GAC (`config.memory` 'none') or NTM-BFGS / NTM-L-BFGS (`config.memory` 'bfgs' / 'lbfgs').
 
-    Same interface as `l2l.lstm.LSTMOptimizer`: `init(theta [R, n]) -> state`, `bind()`,
-    `step(grad, state) -> (update, state)`; each run of the batch has its own averages and memory.
+    The interface of every optimizer (`l2l.optimizers.base`); each run of the batch has its own
+    averages and memory.
 
     Args:
-        config: the architecture (hidden, layers, gac, memory, read_heads, write_heads, window).
+        config: the architecture (`SharingConfig`).
         seed: seeds the initial weights φ.
         compile: accepted for the common interface; steps run eagerly.
     """
 
-    def __init__(self, config: LSTMConfig, seed: int = 0, compile: bool = False):
+    def __init__(self, config: SharingConfig, seed: int = 0, compile: bool = False):
         super().__init__()
-        if config.gac > config.hidden:
-            raise ValueError(f"gac ({config.gac}) cannot exceed hidden ({config.hidden})")
-        if config.memory != "none" and config.read_heads < 1:
-            raise ValueError("a memory needs at least one read head (its result is the update)")
         self.config = config
-        H, memory = config.hidden, config.memory != "none"
-        reads = config.read_heads if memory else 0
-        outputs = 1 + (reads + 2 * config.write_heads if memory else 0)
-        self.cells, self.head = initial_weights(config, seed, extra_inputs=reads, outputs=outputs)
+        outputs = 1 + (config.reads + 2 * config.write_heads if config.reads else 0)
+        self.cells, self.head = initial_weights(config.lstm, seed, extra_inputs=config.reads, outputs=outputs)
         with torch.no_grad():
-            if memory:  # gentle writes at first, so M stays near I while the controller learns
-                self.head.weight[1 + reads :] *= 0.1
-                self.head.bias[1 + reads :] = 0.0
+            if config.reads:  # gentle writes at first, so M stays near I while the controller learns
+                self.head.weight[1 + config.reads :] *= 0.1
+                self.head.bias[1 + config.reads :] = 0.0
 
     def init(self, theta: Tensor, groups: Tensor | None = None) -> tuple:
         """Zero LSTM states and last read, M_0 = I, for θ [R, n] (reset every run)."""
         c = self.config
         R, n = theta.shape
-        zeros = theta.new_zeros(c.hidden, R * n)
-        lstm_state = tuple(zeros for _ in range(2 * c.layers))
+        zeros = theta.new_zeros(c.lstm.hidden, R * n)
+        lstm_state = tuple(zeros for _ in range(2 * c.lstm.layers))
         if c.memory == "none":
             return lstm_state, None, ()
         read = theta.new_zeros(c.read_heads, R * n)
@@ -230,181 +268,11 @@ class SharingOptimizer(nn.Module):
         head = (self.head.weight, self.head.bias[:, None])
         return lambda grad, state: sharing_step(grad, state, cells, head, self.config)
 
-    def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
-        return self.bind()(grad, state)
-
-
-def without_writes(opt: SharingOptimizer) -> SharingOptimizer:
-    """A copy of a trained NTM-(L-)BFGS whose write heads emit zeros, so M stays I: an ablation
-    that shows how much the learned optimizer relies on what it writes."""
-    import copy
-
-    c = opt.config
-    ablated = copy.deepcopy(opt)
-    with torch.no_grad():
-        ablated.head.weight[1 + c.read_heads :] = 0.0
-        ablated.head.bias[1 + c.read_heads :] = 0.0
-    return ablated
-
-
-@torch.no_grad()
-def memory_drift(opt: SharingOptimizer, task, steps: int) -> Tensor:
-    """‖M_T − I‖_F / √n of each run after `steps` steps of a NTM-(L-)BFGS on `task`: [R]."""
-    from l2l.evaluate import optimize
-
-    for last in optimize(task, opt, steps):  # streamed: only the end is needed
-        pass
-    theta, memory = last.theta, last.state[2]
-    R, n = theta.shape
-    eye = torch.eye(n, dtype=theta.dtype, device=theta.device).expand(R, n, n)
-    change = memory_read(memory, eye) - eye  # M − I, read column by column
-    return change.flatten(1).norm(dim=1) / math.sqrt(n)
-
-
-@torch.no_grad()
-def update_profile(opt, task, steps: int) -> tuple[float, float]:
-    """How coordinate-specific an optimizer's updates are: over `steps` steps and all runs of
-    `task`, the mean of |mean_k g^k_t| (the shift shared by all coordinates) and of std_k g^k_t
-    (the part that differs between coordinates)."""
-    from l2l.evaluate import optimize
-
-    shared, specific = 0.0, 0.0
-    for point in optimize(task, opt, steps):
-        if point.update is not None:
-            shared += point.update.mean(1).abs().mean().item() / steps
-            specific += point.update.std(1).mean().item() / steps
-    return shared, specific
-
-
-@torch.no_grad()
-def step_cost(opt, n: int, runs: int = 1, steps: int = 20, seed: int = 0) -> tuple[float, int]:
-    """(milliseconds per step, bytes of state) of an optimizer on [runs, n] random gradients."""
-    import time
-
-    g = torch.Generator().manual_seed(seed)
-    grads = [torch.randn(runs, n, generator=g) * 0.1 for _ in range(steps + 2)]
-    state = opt.init(torch.zeros(runs, n))
-    step = opt.bind()
-    for grad in grads[:2]:  # warm-up
-        _, state = step(grad, state)
-    start = time.perf_counter()
-    for grad in grads[2:]:
-        _, state = step(grad, state)
-    return 1000 * (time.perf_counter() - start) / steps, state_bytes(state)
-
-
-def state_bytes(state) -> int:
-    """Bytes held by an optimizer state (nested tuples of tensors)."""
-    if isinstance(state, Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, tuple):
-        return sum(state_bytes(s) for s in state)
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Classic quasi-Newton references
-
-
-def bfgs_update(H: Tensor, s: Tensor, y: Tensor) -> Tensor:
-    """Inverse-Hessian BFGS, per run: H [R, n, n], s = θ_{k+1} − θ_k and y = ∇_{k+1} − ∇_k [R, n].
-
-        H' = (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ,   ρ = 1 / yᵀs
-
-    Runs whose curvature yᵀs is not positive keep their H.
-    """
-    sy = (s * y).sum(-1)
-    ok = sy > 1e-12 * (s.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-30)
-    rho = torch.where(ok, 1 / torch.where(ok, sy, torch.ones_like(sy)), torch.zeros_like(sy))[:, None, None]
-    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-    left = eye - rho * s[:, :, None] * y[:, None, :]
-    return left @ H @ left.transpose(1, 2) + rho * s[:, :, None] * s[:, None, :]
-
-
-def lbfgs_direction(grad: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """−H ∇ by the two-loop recursion over the stored (s, y) pairs (oldest first), H_0 = I.
-    Runs whose yᵀs is not positive skip that pair."""
-    q, alphas = grad.clone(), []
-    for s, y in reversed(pairs):
-        sy = (s * y).sum(-1, keepdim=True)
-        rho = torch.where(sy > 0, 1 / torch.where(sy > 0, sy, torch.ones_like(sy)), torch.zeros_like(sy))
-        alpha = rho * (s * q).sum(-1, keepdim=True)
-        q = q - alpha * y
-        alphas.append((alpha, rho))
-    for (s, y), (alpha, rho) in zip(pairs, reversed(alphas)):
-        beta = rho * (y * q).sum(-1, keepdim=True)
-        q = q + s * (alpha - beta)
-    return -q
-
-
-class QuasiNewton:
-    """BFGS (history None) or L-BFGS (the last `history` pairs) with a fixed step length `lr`.
-
-    One gradient per step, like every other optimizer here: θ_{t+1} = θ_t − lr · H_t ∇_t, and H is
-    updated from consecutive steps' (s, y). Shares the baselines' interface, so `l2l.evaluate.run`
-    drives it and its `lr` is tuned the same way.
-    """
-
-    def __init__(self, lr: float, history: int | None = None):
-        self.lr, self.history = lr, history
-
-    def init(self, theta: Tensor, groups=None) -> tuple:
-        R, n = theta.shape
-        mem = [] if self.history else torch.eye(n, dtype=theta.dtype).expand(R, n, n)
-        return mem, None, None  # H or pairs, previous update, previous gradient
-
-    def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
-        mem, s, last = state
-        if s is not None:  # the pair (s, y) from the step just taken
-            if self.history:
-                mem = (mem + [(s, grad - last)])[-self.history :]
-            else:
-                mem = bfgs_update(mem, s, grad - last)
-        if self.history:
-            direction = lbfgs_direction(grad, mem)
-        else:
-            direction = -torch.bmm(mem, grad[:, :, None])[..., 0]
-        update = self.lr * direction
-        return update, (mem, update, grad)
-
-    def bind(self):
-        return self.step
-
-
-def bfgs_exact(task, steps: int, history: int | None = None) -> Tensor:
-    """Classic (L-)BFGS with exact line search, for quadratic tasks; returns [R, steps + 1] losses.
-
-    The step length α = −∇ᵀd / dᵀAd needs the curvature along d, obtained as
-    A d = ∇f(θ + d) − ∇f(θ) (exact on a quadratic): each step costs two gradients. In exact
-    arithmetic BFGS and L-BFGS (any history, H_0 = I) then coincide with conjugate gradients and
-    reach the minimum of an n-dimensional quadratic in n steps.
-    """
-    theta = task.theta
-    f, grad = task.loss_and_grad(theta)
-    R, n = theta.shape
-    H = torch.eye(n, dtype=theta.dtype).expand(R, n, n)
-    pairs, losses = [], [f]
-    for _ in range(steps):
-        d = lbfgs_direction(grad, pairs) if history else -torch.bmm(H, grad[:, :, None])[..., 0]
-        _, grad_d = task.loss_and_grad(theta + d)
-        curvature = ((grad_d - grad) * d).sum(-1, keepdim=True)  # dᵀAd
-        alpha = torch.where(curvature > 0, -(grad * d).sum(-1, keepdim=True) / curvature.clamp_min(1e-300),
-                            torch.zeros_like(curvature))
-        s = alpha * d
-        theta = theta + s
-        f, new_grad = task.loss_and_grad(theta)
-        if history:
-            pairs = (pairs + [(s, new_grad - grad)])[-history:]
-        else:
-            H = bfgs_update(H, s, new_grad - grad)
-        grad = new_grad
-        losses.append(f)
-    return torch.stack(losses, dim=1)
-
-
-def tune_lr(problem, make, steps: int, runs: int, seed: int, grid, device="cpu") -> tuple[float, dict]:
-    """The learning rate of `make(lr)` (e.g. a `QuasiNewton`) with the lowest mean final loss on the
-    validation functions, exactly as the baselines are tuned (`l2l.evaluate.tune`)."""
-    from l2l.evaluate import tune
-
-    return tune(problem, make, steps, runs, seed, device, grid)
+    def without_writes(self) -> "SharingOptimizer":
+        """A copy of a trained NTM-(L-)BFGS whose write heads emit zeros, so M stays I: an
+        ablation that shows how much the learned optimizer relies on what it writes."""
+        ablated = copy.deepcopy(self)
+        with torch.no_grad():
+            ablated.head.weight[1 + self.config.read_heads :] = 0.0
+            ablated.head.bias[1 + self.config.read_heads :] = 0.0
+        return ablated

@@ -5,8 +5,9 @@ against `torch.optim` itself), with the Torch7 defaults the paper used: RMSprop 
 ε = 1e-8; ADAM β = (0.9, 0.999), ε = 1e-8; NAG is SGD with Nesterov momentum 0.9.
 
 They share the learned optimizer's interface, `init(theta, groups=None) -> state`,
-`step(grad, state) -> (update, state)` and `bind() -> step`, so one loop (`l2l.evaluate.run`) drives them all, with many
-runs batched along θ's first dimension: every rule here is elementwise, so runs never interact.
+`step(grad, state) -> (update, state)` and `bind() -> step` (`l2l.optimizers.base`), so one loop
+(`l2l.loop.optimize`) drives them all, with many runs batched along θ's first dimension: every rule
+here is elementwise, so runs never interact.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
-class Baseline:
-    def bind(self):
-        """The step function; nothing to precompute for a hand-designed rule."""
-        return self.step
+from l2l.optimizers.base import Rule
 
 
 @dataclass(frozen=True)
-class SGD(Baseline):
+class SGD(Rule):
     lr: float
 
     def init(self, theta: Tensor, groups=None) -> tuple:
@@ -35,7 +32,7 @@ class SGD(Baseline):
 
 
 @dataclass(frozen=True)
-class NAG(Baseline):
+class NAG(Rule):
     lr: float
     momentum: float = 0.9
 
@@ -49,7 +46,7 @@ class NAG(Baseline):
 
 
 @dataclass(frozen=True)
-class RMSprop(Baseline):
+class RMSprop(Rule):
     lr: float
     alpha: float = 0.99
     eps: float = 1e-8
@@ -64,7 +61,7 @@ class RMSprop(Baseline):
 
 
 @dataclass(frozen=True)
-class Adam(Baseline):
+class Adam(Rule):
     lr: float
     beta1: float = 0.9
     beta2: float = 0.999

@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from l2l.evaluate import Curve
+from l2l.evaluation import Curve
 
 COLORS = {
     "LSTM": "#d62728",

@@ -13,13 +13,12 @@ result cannot depend on the order of the parameters.
 Layout, for speed: features run along rows and coordinates along columns (states are [H, N]), so
 each gate is a contiguous block of rows and one sigmoid call covers all four gates (tanh is taken
 as 2σ(2x) − 1, with the cell-input gate's weights doubled on the fly). The weights themselves are
-kept in `nn.LSTMCell`'s layout and gate order, so `l2l.reference` can run the very same φ.
+kept in `nn.LSTMCell`'s layout and gate order, so `l2l.optimizers.reference` can run the very
+same φ.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 import logging
 import math
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from l2l.optimizers.base import Learned
 
 State = tuple[Tensor, ...]  # (h_1, c_1, h_2, c_2, ...), each [hidden, N]
 
@@ -39,27 +40,15 @@ class LSTMConfig:
     layers: int = 2  # [paper]
     preprocess: float | None = 10.0  # p of Appendix A [paper]; None feeds ∇ raw (quadratics)
     output_scale: float = 1.0  # g_t = scale · head(h): 0.1 on MNIST [paper], 0.01 [code]
-    # One LSTM (own φ) per parameter group of the problem (CIFAR: conv and fully connected) [paper]
+    # One LSTM (own φ) per parameter group of the problem (CIFAR: conv and fully connected) [paper];
+    # `l2l.optimizers.grouped`
     groups: int = 1
-    # Information sharing (paper's appendix; `l2l.sharing`): global averaging cells per layer and
-    # an external memory ('none', 'bfgs': the full n×n matrix, 'lbfgs': a window of write pairs)
-    gac: int = 0
-    memory: str = "none"
-    read_heads: int = 1
-    write_heads: int = 3
-    window: int = 10  # NTM-L-BFGS: how many (a, b) write pairs are kept
 
     def __post_init__(self):
         if self.hidden < 1 or self.layers < 1:
             raise ValueError(f"hidden and layers must be positive, got {self.hidden}, {self.layers}")
         if self.groups < 1:
             raise ValueError(f"groups must be positive, got {self.groups}")
-        if self.memory not in ("none", "bfgs", "lbfgs"):
-            raise ValueError(f"memory must be 'none', 'bfgs' or 'lbfgs', got {self.memory!r}")
-        if min(self.gac, self.read_heads, self.write_heads, self.window) < 0:
-            raise ValueError("gac, read_heads, write_heads and window must be non-negative")
-        if self.groups > 1 and (self.gac or self.memory != "none"):
-            raise ValueError("several LSTMs (groups > 1) and information sharing do not combine")
         if self.preprocess is not None and self.preprocess <= 0:
             raise ValueError(f"preprocess p must be positive or None, got {self.preprocess}")
 
@@ -149,7 +138,7 @@ def initial_weights(config: LSTMConfig, seed: int, extra_inputs: int = 0,
                     outputs: int = 1) -> tuple[nn.ModuleList, nn.Linear]:
     """φ at the start of meta-training: the LSTM layers (`nn.LSTMCell`s, forget-gate bias +1 [code],
     other biases 0) and the linear head, drawn from `seed` alone (the global RNG is left as it was).
-    `extra_inputs` and `outputs` widen the first layer and the head (`l2l.sharing`)."""
+    `extra_inputs` and `outputs` widen the first layer and the head (`l2l.optimizers.sharing`)."""
     H = config.hidden
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -166,10 +155,10 @@ def initial_weights(config: LSTMConfig, seed: int, extra_inputs: int = 0,
     return cells, head
 
 
-class LSTMOptimizer(nn.Module):
+class LSTMOptimizer(Learned):
     """m(∇, h; φ): a coordinatewise LSTM that maps gradients to updates.
 
-    Interface shared with the baselines (`l2l.baselines`): `init(theta, groups=None) -> state`,
+    The interface of every optimizer (`l2l.optimizers.base`): `init(theta, groups=None) -> state`,
     `step(grad, state) -> (update, state)` with θ_{t+1} = θ_t + update, and `bind()`, which returns
     the step function with φ's per-call work done once (φ is fixed within an unroll).
 
@@ -202,81 +191,3 @@ class LSTMOptimizer(nn.Module):
         step = compiled_lstm_step() if self.compile else lstm_step
         p, scale = self.config.preprocess, self.config.output_scale
         return lambda grad, state: step(grad, state, cells, head, p, scale)
-
-    def step(self, grad: Tensor, state: State) -> tuple[Tensor, State]:
-        """One optimizer step: the update g_t (shaped like grad) and the next state.
-
-        The gradient must come in detached (the paper drops second derivatives); nothing here
-        differentiates through it.
-        """
-        return self.bind()(grad, state)
-
-
-class GroupedLSTM(nn.Module):
-    """Several coordinatewise LSTMs, one per parameter group of the problem (paper, section 3.3).
-
-    The problem labels each coordinate of θ with a group (`Task.groups`: for CIFAR 0 for the
-    convolutional layers, 1 for the fully connected ones); LSTM k, with its own weights φ_k, updates
-    the coordinates of group k. Each is an `LSTMOptimizer` of the same architecture.
-    """
-
-    def __init__(self, config: LSTMConfig, seed: int = 0, compile: bool = False):
-        super().__init__()
-        self.config = config
-        single = dataclasses.replace(config, groups=1)
-        self.nets = nn.ModuleList(LSTMOptimizer(single, seed=seed + k, compile=compile)
-                                  for k in range(config.groups))
-
-    def init(self, theta: Tensor, groups: Tensor | None = None) -> tuple:
-        """(columns of each group, inverse permutation, each LSTM's zero state)."""
-        if groups is None or int(groups.max()) + 1 != len(self.nets):
-            found = "none" if groups is None else int(groups.max()) + 1
-            raise ValueError(f"this optimizer has {len(self.nets)} LSTMs but the problem labels "
-                             f"{found} parameter groups")
-        cols = tuple((groups == k).nonzero().squeeze(1).to(theta.device) for k in range(len(self.nets)))
-        inverse = torch.argsort(torch.cat(cols))
-        return cols, inverse, tuple(net.init(theta[:, c]) for net, c in zip(self.nets, cols))
-
-    def bind(self):
-        steps = [net.bind() for net in self.nets]
-
-        def step(grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
-            cols, inverse, states = state
-            outs = [s(grad[:, c], st) for s, c, st in zip(steps, cols, states)]
-            update = torch.cat([u for u, _ in outs], dim=1)[:, inverse]  # back to θ's order
-            return update, (cols, inverse, tuple(st for _, st in outs))
-
-        return step
-
-    def step(self, grad: Tensor, state: tuple) -> tuple[Tensor, tuple]:
-        return self.bind()(grad, state)
-
-    def silenced(self, group: int) -> "GroupedLSTM":
-        """A copy whose LSTM for `group` proposes no update (that group's parameters stay at θ_0):
-        an ablation that shows what each LSTM contributes."""
-        quiet = copy.deepcopy(self)
-        with torch.no_grad():  # a zero head: the weights, not the config, say so (`fingerprint`)
-            quiet.nets[group].head.weight.zero_()
-            quiet.nets[group].head.bias.zero_()
-        return quiet
-
-
-def make_optimizer(config: LSTMConfig, seed: int = 0, compile: bool = False) -> nn.Module:
-    """The learned optimizer a config describes: one LSTM, one per parameter group, or one that
-    shares information across coordinates (`l2l.sharing`)."""
-    if config.gac or config.memory != "none":
-        from l2l.sharing import SharingOptimizer
-
-        return SharingOptimizer(config, seed=seed, compile=compile)
-    if config.groups > 1:
-        return GroupedLSTM(config, seed=seed, compile=compile)
-    return LSTMOptimizer(config, seed=seed, compile=compile)
-
-
-def detach_state(state):
-    """An optimizer state (nested tuples of tensors and numbers) with every tensor detached."""
-    if isinstance(state, Tensor):
-        return state.detach()
-    if isinstance(state, tuple):
-        return tuple(detach_state(s) for s in state)
-    return state

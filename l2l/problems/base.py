@@ -1,0 +1,147 @@
+"""What every optimizee family shares: the `Task`, the SPEC registry, seeds.
+
+A problem family samples a `Task`: R functions at once, with their initial parameters θ_0 as one
+[R, n] tensor (row r belongs to run r) and a pure loss f(θ, batch) -> [R]. Batching runs this way
+lets every optimizer advance many independent runs in the same tensor operations. All randomness
+comes from a `torch.Generator` on the CPU, seeded through `derive_seed`, so a seed names the same
+functions on every device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def derive_seed(seed: int, stream: str, index: int = 0) -> int:
+    """An independent seed for one use ('train' epoch k, 'valid', 'test', ...) of a master seed."""
+    digest = hashlib.sha256(f"{seed}/{stream}/{index}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class Task:
+    """R optimizee functions drawn from one family, with their starting point.
+
+    Attributes:
+        theta: [R, n] initial parameters θ_0, one row per run.
+        loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone. It is
+            the same function for every task of a family: all that differs between tasks (a
+            quadratic's W and y, a minibatch) comes through `batch`, so one captured CUDA graph
+            serves every task (`l2l.train.GraphedUnroll`).
+        batch: draws the data of one optimizee step (a fresh minibatch; a quadratic's W and y).
+        groups: [n] parameter group of each coordinate (CIFAR: 0 convolutional, 1 fully
+            connected), for optimizers with one LSTM per group; None when there is one group.
+    """
+
+    theta: Tensor
+    loss: Callable[[Tensor, Any], Tensor]
+    batch: Callable[[], Any] = field(default=lambda: None)
+    groups: Tensor | None = None
+
+    @property
+    def runs(self) -> int:
+        return self.theta.shape[0]
+
+    def loss_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """f(θ_t) and ∇_t on a fresh batch, both detached from any graph θ belongs to.
+
+        Detaching here is the paper's dropped second derivatives: ∇_t enters the optimizer as a
+        constant input, and the optimizee's own graph is freed at once.
+        """
+        theta = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self.loss(theta, self.batch())
+            (grad,) = torch.autograd.grad(f.sum(), theta)  # rows are independent: ∇ of each run
+        return f.detach(), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry and SPEC strings
+
+
+PROBLEMS: dict[str, type] = {}
+
+
+def register(cls):
+    PROBLEMS[cls.family] = cls
+    return cls
+
+
+def _options(cls) -> str:
+    return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
+
+
+def _parse_value(text: str, default: Any, key: str):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in ("0", "1", "true", "false"):
+                raise ValueError
+            return text.lower() in ("1", "true")
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"option {key}={text!r}: expected a {kind.__name__}") from None
+
+
+def make_problem(spec: str):
+    """Parse a SPEC `family[:key=value,...]` into a problem; unknown names fail with the choices."""
+    family, _, options = spec.strip().partition(":")
+    if family not in PROBLEMS:
+        known = "; ".join(f"{name} ({_options(c)})" for name, c in PROBLEMS.items())
+        raise ValueError(f"unknown problem {family!r}. Known problems and their options: {known}")
+    cls = PROBLEMS[family]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for item in filter(None, (s.strip() for s in options.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in defaults:
+            raise ValueError(f"{family}: bad option {item!r}. Options (with defaults): {_options(cls)}")
+        kwargs[key] = _parse_value(value, defaults[key], key)
+    return cls(**kwargs)
+
+
+class Problem:
+    """Base of the problem families: a SPEC round trip and a file-name-safe slug."""
+
+    family = ""
+    # The learned optimizer's input and output treatment for this family (`LSTMConfig` fields)
+    optimizer_defaults: dict = {}
+
+    @property
+    def spec(self) -> str:
+        """The canonical SPEC: the family plus the options that differ from their defaults."""
+        changed = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        ]
+        return self.family + (":" + ",".join(changed) if changed else "")
+
+    @property
+    def slug(self) -> str:
+        return self.spec.replace(":", "-").replace(",", "-").replace("=", "")
+
+    def sample(self, runs: int, seed: int, device: str | torch.device = "cpu") -> Task:
+        raise NotImplementedError
+
+    def held_out(self):
+        """The family that test curves are drawn from: the same functions on data that training
+        never used (for datasets, the test split); the family itself when there is no data."""
+        return self
+
+
+def check_choice(name: str, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: choose from {', '.join(map(str, choices))}")

@@ -1,0 +1,90 @@
+"""Where the project keeps what it makes, how it writes files, and what it tells about the run.
+
+* Paths: trained optimizers in `<data>/checkpoints/`, results in `<data>/results/`, downloaded
+  datasets in `<data>/datasets/`. `<data>` is `$L2L_DATA` when set, else the `data/` folder of the
+  repository this package sits in (an editable install or a checkout), else `./data`.
+* `atomic_write`: every file the project writes goes through it, so an interruption (Ctrl-C, a
+  killed process, a full disk) leaves either the old file or the new one, never half of one, and
+  two processes writing the same file never interleave.
+* `progress` bars and a one-line `hardware` description for the chapters' records.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import IO, Callable
+
+import torch
+from tqdm import tqdm
+
+DATA_VAR = "L2L_DATA"
+PACKAGE = Path(__file__).resolve().parent
+
+
+def repository() -> Path | None:
+    """The checkout this package was imported from (it has the book's `_toc.yml`), or None when
+    the package was installed elsewhere (`pip install .`)."""
+    root = PACKAGE.parent
+    return root if (root / "_toc.yml").exists() else None
+
+
+def data_dir() -> Path:
+    """The folder of checkpoints, results and datasets (module docstring)."""
+    if os.environ.get(DATA_VAR):
+        return Path(os.environ[DATA_VAR]).expanduser().resolve()
+    repo = repository()
+    return repo / "data" if repo else Path.cwd() / "data"
+
+
+def checkpoints_dir() -> Path:
+    return data_dir() / "checkpoints"
+
+
+def results_dir() -> Path:
+    return data_dir() / "results"
+
+
+def atomic_write(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None]) -> Path:
+    """Write `content` (text, bytes, or a function that writes into a binary file, such as
+    `lambda f: torch.save(obj, f)`) to `path` atomically: into a temporary file of the same
+    folder, then renamed over `path`. Creates the folder. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(content):
+                content(f)
+            else:
+                f.write(content.encode() if isinstance(content, str) else content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def progress(iterable=None, enabled: bool = True, **kwargs) -> tqdm:
+    """A tqdm progress bar, off when `enabled` is False or the environment sets L2L_PROGRESS=0
+    (the book runner does: an executed chapter should not store hundreds of bar updates)."""
+    off = not enabled or os.environ.get("L2L_PROGRESS") == "0"
+    return tqdm(iterable, disable=off, mininterval=1.0, dynamic_ncols=True, **kwargs)
+
+
+def hardware(device="cpu") -> str:
+    """A one-line description of where a computation runs."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    threads = torch.get_num_threads()
+    return f"{model} ({threads} thread{'s' if threads > 1 else ''})"

@@ -1,0 +1,66 @@
+"""A meta-training recipe: what is trained, on which functions, for how long, and how."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from l2l.optimizers import LSTMConfig, OptimizerConfig, config_from_dict, config_to_dict
+from l2l.problems import make_problem
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One meta-training recipe. Defaults follow the paper where it speaks, else the code."""
+
+    problem: str = "quadratic"  # SPEC of the training family
+    optimizer: OptimizerConfig = field(default_factory=LSTMConfig)  # `l2l.optimizers.make_optimizer`
+    steps: int = 100  # T: optimizee steps per run [paper]
+    unroll: int = 20  # K: steps per truncation, one meta-update each [paper]
+    epochs: int = 1000  # runs of T steps [open]; the code does 10,000
+    runs: int = 1  # functions batched per epoch, meta-gradients averaged [open]; 1 in the code
+    meta_lr: float = 1e-3  # Adam on φ [code]; the paper random-searched it
+    schedule: str = "constant"  # meta-learning rate over epochs: constant [code] or cosine decay to 0
+    clip: float | None = None  # clip each meta-gradient to this L2 norm [open]; None: no clipping
+    eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
+    eval_runs: int = 64  # validation functions [open]; 20 in the code
+    seed: int = 0  # seeds φ's init, the training functions and the validation functions
+
+    def __post_init__(self):
+        if self.steps % self.unroll:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
+        for name in ("steps", "unroll", "epochs", "runs", "eval_every", "eval_runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.meta_lr > 0:
+            raise ValueError(f"meta_lr must be positive, got {self.meta_lr}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be positive or None, got {self.clip}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        make_problem(self.problem)  # fail early on a bad SPEC
+
+    def lr_at(self, epoch: int) -> float:
+        """The meta-learning rate for an epoch (a pure function of it, so resuming is exact)."""
+        if self.schedule == "cosine":
+            return self.meta_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        return self.meta_lr
+
+    def to_dict(self) -> dict:
+        """The recipe as a checkpoint stores it (the optimizer as `config_to_dict`'s table)."""
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                "optimizer": config_to_dict(self.optimizer)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The recipe a checkpoint stores; fields added since it was written take their defaults."""
+        return cls(**{**d, "optimizer": config_from_dict(d["optimizer"])})
+
+    def same_recipe(self, saved: dict) -> bool:
+        """Whether a checkpoint's stored recipe is this one (older checkpoints, which lack fields
+        added since, stay valid)."""
+        try:
+            return TrainConfig.from_dict(saved) == self
+        except (TypeError, ValueError):
+            return False
