@@ -1,13 +1,15 @@
 # Two entry points on a fresh clone: `make book` (the main job) and `make test`.
 # Each creates .venv with the pinned requirements when it is missing.
-#   make book [SCALE=paper] [DEVICE=cpu|cuda] [RETRAIN=1]
+#   make book [SCALE=paper] [DEVICE=cpu|cuda] [RETRAIN=1] [JOBS=1]   (JOBS chapters at once)
 #   make test
+#   make lab     (JupyterLab on the chapter sources in notebooks/, with the project's kernel)
 
 VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 SCALE   ?= paper
 DEVICE  ?= cpu
 RETRAIN ?= 0
+JOBS    ?= 1
 SMOKE   ?= .smoke
 
 # Datasets: read from a local mirror when there is one (here: ../shared/data), else torchvision downloads.
@@ -16,18 +18,18 @@ export L2L_DATA_MIRROR
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test pytest smoke bench clean
+.PHONY: book test pytest smoke bench lab clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PYTHON) -m pip install -q -r requirements.txt 2>&1 | grep -v "is ignored" || true
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -e "is ignored" -e "!!" -e "^\s*$$" -e "\*\*\*" -e "Please be careful" -e "name as your package" -e "with strategy" -e "BuildBackendWarning" || true
-	$(PYTHON) -c "import torch, torchvision, papermill, jupyter_book, l2l"
+	$(PYTHON) -c "import torch, torchvision, papermill, jupyter_book, jupyterlab, l2l"
 	touch $@
 
 book: $(VENV)/.installed
-	$(PYTHON) -m l2l book --scale $(SCALE) --device $(DEVICE) $(if $(filter 1,$(RETRAIN)),--retrain) --build
+	$(PYTHON) -m l2l book --scale $(SCALE) --device $(DEVICE) $(if $(filter 1,$(RETRAIN)),--retrain) --jobs $(JOBS) --build
 
 test: pytest smoke
 
@@ -37,7 +39,11 @@ pytest: $(VENV)/.installed
 # every chapter at smoke scale into $(SMOKE)/, then a strict (warnings are errors) build of that copy
 smoke: $(VENV)/.installed
 	rm -rf $(SMOKE)
-	$(PYTHON) -m l2l book --scale smoke --device $(DEVICE) --out $(SMOKE) --build
+	$(PYTHON) -m l2l book --scale smoke --device $(DEVICE) --out $(SMOKE) --jobs $(JOBS) --build
+
+# rerun a chapter yourself: it reuses data/checkpoints and data/results exactly as `make book` does
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 bench: $(VENV)/.installed
 	$(PYTHON) -m l2l bench --device $(DEVICE)

@@ -1,8 +1,9 @@
 """Command line: headless reruns of everything the book shows.
 
-    python -m l2l train    --problem SPEC [--scale smoke|paper] [--device cpu|cuda] [--out CKPT] [--resume]
-    python -m l2l evaluate --problem SPEC --optimizer CKPT [--label NAME] [--baselines sgd,rmsprop,adam,nag]
-                           [--steps N] [--runs N] [--seed S] [--device D] [--compile] --json OUT
+    python -m l2l train    --problem SPEC [--scale smoke|paper] [--device cpu|cuda] [--out CKPT] [--force]
+                           [recipe options: --epochs --meta-lr --seed --steps --unroll ...; see train -h]
+    python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
+                           [--baselines sgd,rmsprop,adam,nag] [--steps N] [--runs N] [--seed S] --json OUT
     python -m l2l bench    [--device D] [--json OUT]
     python -m l2l book     [--scale S] [--device D] [--retrain] [--out DIR] [--build]
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from l2l.errors import UserError
 from l2l.optimizers import BASELINES
 
 
@@ -28,6 +30,30 @@ def _device(name: str) -> str:
     return name
 
 
+def _positive(kind):
+    """An argparse type: a number of `kind` above zero."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _optional(parse):
+    """An argparse type that also takes 'none'."""
+    def parse_or_none(text: str):
+        return None if text.lower() == "none" else parse(text)
+
+    parse_or_none.__name__ = parse.__name__ + " or none"
+    return parse_or_none
+
+
 def _baselines(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in BASELINES]
@@ -36,29 +62,73 @@ def _baselines(text: str) -> list[str]:
     return names
 
 
-def cmd_train(args):
+RECIPE = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every", "eval_runs")
+ARCHITECTURE = ("hidden", "layers", "preprocess", "output_scale", "groups")
+
+
+def _recipe(args):
+    """The training recipe the options describe: the scale's preset with every option applied."""
     from dataclasses import replace
 
-    from l2l.book.presets import checkpoint_path, train_config
+    from l2l.book.presets import train_config
     from l2l.optimizers import SharingConfig
-    from l2l.training import meta_train
 
-    overrides = {k: v for k, v in dict(epochs=args.epochs, runs=args.runs, meta_lr=args.meta_lr,
-                                       seed=args.seed).items() if v is not None}
-    config = train_config(args.problem, args.scale, **overrides)
-    if args.groups is not None:
-        config = replace(config, optimizer=replace(config.optimizer, groups=args.groups))
-    sharing = {"gac": args.gac or 0, "memory": args.memory or "none"}
+    given = vars(args)  # recipe options are absent unless given (`none` is a value: no clipping, say)
+    config = train_config(args.problem, args.scale, **{k: given[k] for k in RECIPE if k in given})
+    architecture = {k: given[k] for k in ARCHITECTURE if k in given}
+    if architecture:
+        config = replace(config, optimizer=replace(config.optimizer, **architecture))
+    sharing = {"gac": given.get("gac", 0), "memory": given.get("memory", "none")}
     if sharing != {"gac": 0, "memory": "none"}:
         config = replace(config, optimizer=SharingConfig(config.optimizer, **sharing))
-    out = Path(args.out) if args.out else checkpoint_path(args.problem, args.scale)
+    return config
+
+
+def cmd_train(args):
+    from l2l.book.presets import checkpoint_path, train_config, variant
+    from l2l.training import meta_train
+
+    config = _recipe(args)
+    # the default file names every change to the scale's recipe, so it never meets another's
+    out = Path(args.out) if args.out else checkpoint_path(
+        args.problem, args.scale, variant=variant(config, train_config(args.problem, args.scale)))
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
-    ck = meta_train(config, out, device=args.device, resume=args.resume,
+    ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
                     max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
     best = ck["best"]
-    status = "done" if ck["epoch"] >= config.epochs else "stopped early; continue with --resume"
+    status = "done" if ck["epoch"] >= config.epochs else "stopped early; the same command continues it"
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
           f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
+
+
+def _labels(args, paths: list[str]) -> list[str]:
+    from l2l.optimizers import LABELS
+
+    given = args.label or []
+    if len(given) > len(paths):
+        raise UserError(f"{len(given)} --label for {len(paths)} --optimizer: one label per optimizer")
+    labels = given + ["LSTM" if i == 0 else f"LSTM ({Path(p).stem})" for i, p in enumerate(paths)][len(given):]
+    taken = [label for label in labels if label in LABELS.values()]
+    if taken:
+        raise UserError(f"label {taken[0]!r} is a baseline's name; choose another")
+    if len(set(labels)) < len(labels):
+        raise UserError(f"labels must differ, got {', '.join(labels)}")
+    return labels
+
+
+def _check_family(problem, config, path: str):
+    """Warn when an optimizer meets a problem unlike the ones it was trained on."""
+    from l2l.problems import make_problem
+
+    trained = make_problem(config.problem)
+    lstm = getattr(config.optimizer, "lstm", config.optimizer)
+    expected = problem.optimizer_defaults
+    if trained.family != problem.family:
+        print(f"warning: {path} was trained on {trained.spec}, not on the {problem.family} family", file=sys.stderr)
+    for field in ("preprocess", "output_scale"):
+        if field in expected and getattr(lstm, field) != expected[field]:
+            print(f"warning: {path} has {field}={getattr(lstm, field)}, while {problem.family} optimizers "
+                  f"use {expected[field]}", file=sys.stderr)
 
 
 def cmd_evaluate(args):
@@ -66,25 +136,29 @@ def cmd_evaluate(args):
     from l2l.evaluation import compare, save
     from l2l.problems import make_problem
     from l2l.runtime import results_dir
-    from l2l.training import load_checkpoint, optimizer_from
+    from l2l.training import TrainConfig, load_checkpoint, optimizer_from
 
-    problem = make_problem(args.problem)
-    settings = test_settings(args.problem, args.scale)
+    paths = args.optimizer or []
+    checkpoints = [load_checkpoint(path, args.device) for path in paths]
+    configs = [TrainConfig.from_dict(ck["config"]) for ck in checkpoints]
+    if args.problem is None and not configs:
+        raise UserError("give --problem, or an --optimizer whose training problem to test on")
+    spec = args.problem if args.problem is not None else configs[0].problem
+    problem = make_problem(spec)
+    for path, config in zip(paths, configs):
+        _check_family(problem, config, path)
+    settings = test_settings(spec, args.scale)
     runs = args.runs or settings["runs"]
     steps = args.steps or settings.get("steps", 100)
-    optimizers = {}
-    for i, path in enumerate(args.optimizer or []):
-        label = args.label[i] if args.label and i < len(args.label) else (
-            "LSTM" if i == 0 else f"LSTM ({Path(path).stem})")
-        optimizers[label] = optimizer_from(load_checkpoint(path, args.device), args.device,
-                                           compile=args.compile)
+    optimizers = {label: optimizer_from(ck, args.device, which=args.which, compile=args.compile)
+                  for label, ck in zip(_labels(args, paths), checkpoints)}
     cache = None if args.no_cache else results_dir() / "tuned_lr.json"
     curves = compare(problem, optimizers, args.baselines, steps=steps, runs=runs, seed=args.seed,
                      tune_runs=settings["tune_runs"], grid=settings["grid"], device=args.device,
-                     tune_steps=settings.get("tune_steps"), cache=cache,
+                     tune_steps=settings.get("tune_steps"), cache=cache, progress=not args.no_progress,
                      curve_cache=None if args.no_cache else results_dir() / "curves")
     save(curves, args.json, problem=problem.spec, steps=steps, runs=runs, seed=args.seed,
-         optimizer_checkpoints=args.optimizer or [])
+         optimizer_checkpoints=paths, weights=args.which)
     for label, c in curves.items():
         lr = f" (lr {c.lr:g})" if c.lr is not None else ""
         print(f"{label:>8}{lr}: final loss {c.final:.4g} ± {c.final_ci95:.2g}")
@@ -96,16 +170,24 @@ def cmd_bench(args):
 
     runs = [int(r) for r in args.runs.split(",")]
     if min(runs) < 1:
-        raise ValueError("--runs must list positive numbers")
+        raise UserError("--runs must list positive numbers")
     cases = [(spec, r) for spec in ("quadratic", "mnist") for r in runs]
     bench(args.device, cases=cases, updates=args.updates, json_out=args.json)
 
 
 def cmd_book(args):
-    from l2l.book.runner import build, execute
+    from l2l.book.runner import ChapterFailures, build, execute
 
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     out = Path(args.out)
-    execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters)
+    try:
+        execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters, jobs=args.jobs)
+    except ChapterFailures as failures:
+        for name, text in failures.failed.items():
+            print(f"--- {name} failed:\n{text.strip()[-2000:]}", file=sys.stderr)
+        print(f"error: {failures}", file=sys.stderr)
+        raise SystemExit(1) from None
     if args.build:
         build(out, strict=args.scale == "smoke")
 
@@ -121,44 +203,66 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:1, ...")
         q.add_argument("--scale", choices=SCALES, default="paper")
 
-    t = sub.add_parser("train", help="meta-train an LSTM optimizer")
+    t = sub.add_parser("train", help="meta-train a learned optimizer (resumes an unfinished run)")
     t.add_argument("--problem", required=True, help="e.g. quadratic, mnist:hidden=20")
     common(t)
-    t.add_argument("--out", help="checkpoint file (default data/checkpoints/<problem>.pt)")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--runs", type=int, help="functions per meta-update")
-    t.add_argument("--meta-lr", type=float)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--max-minutes", type=float, help="stop (checkpointed) after this long")
-    t.add_argument("--groups", type=int, help="LSTMs, one per parameter group (default: the problem's; "
-                                               "cifar has 2, --groups 1 shares one LSTM)")
-    t.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
-    t.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
-    t.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
-    t.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                   help="replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)")
+    t.add_argument("--out", help="checkpoint file (default: data/checkpoints/<problem>[-<each option that "
+                                 "changes the scale's recipe>].pt)")
+    t.add_argument("--force", action="store_true",
+                   help="train afresh even over a finished checkpoint or one of another recipe")
+    recipe = t.add_argument_group("recipe (default: the scale's preset)", argument_default=argparse.SUPPRESS)
+    recipe.add_argument("--epochs", type=_positive(int), help="runs of --steps steps; more than a finished "
+                        "constant-rate run's extends it")
+    recipe.add_argument("--runs", type=_positive(int), help="functions per meta-update")
+    recipe.add_argument("--meta-lr", type=_positive(float), help="Adam's learning rate on the optimizer's weights")
+    recipe.add_argument("--schedule", choices=("constant", "cosine"), help="meta-learning rate over epochs")
+    recipe.add_argument("--clip", type=_optional(_positive(float)), help="meta-gradient norm limit, or none")
+    recipe.add_argument("--seed", type=int)
+    recipe.add_argument("--steps", type=_positive(int), help="optimizee steps per run (the horizon T)")
+    recipe.add_argument("--unroll", type=_positive(int), help="steps per truncation (one meta-update each)")
+    recipe.add_argument("--eval-every", type=_positive(int), help="epochs between validations")
+    recipe.add_argument("--eval-runs", type=_positive(int), help="validation functions")
+    arch = t.add_argument_group("the learned optimizer (default: the problem's)",
+                                argument_default=argparse.SUPPRESS)
+    arch.add_argument("--hidden", type=_positive(int), help="units per LSTM layer (paper: 20)")
+    arch.add_argument("--layers", type=_positive(int), help="LSTM layers (paper: 2)")
+    arch.add_argument("--preprocess", type=_optional(_positive(float)),
+                      help="p of the log/sign preprocessing (paper: 10), or none for raw gradients")
+    arch.add_argument("--output-scale", type=_positive(float), help="update = scale × LSTM output")
+    arch.add_argument("--groups", type=_positive(int), help="LSTMs, one per parameter group (default: the "
+                      "problem's; cifar has 2, --groups 1 shares one LSTM)")
+    arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
+    arch.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
+    run = t.add_argument_group("running")
+    run.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long")
+    run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
+    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                     help="replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")
-    e.add_argument("--problem", required=True)
+    e.add_argument("--problem", help="SPEC to test on (default: the first optimizer's training problem)")
     e.add_argument("--optimizer", action="append", help="checkpoint of a trained optimizer (repeatable)")
+    e.add_argument("--which", choices=("best", "last"), default="best",
+                   help="the early-stopped (best) or the final (last) weights")
     e.add_argument("--baselines", type=_baselines, default=list(BASELINES),
                    help="comma-separated, from sgd,rmsprop,adam,nag (default all)")
     e.add_argument("--label", action="append", help="name of each --optimizer in the output (repeatable)")
-    e.add_argument("--steps", type=int, help="optimizee steps per test run (default: the scale's, else 100)")
+    e.add_argument("--steps", type=_positive(int), help="optimizee steps per test run (default: the scale's, else 100)")
     e.add_argument("--compile", action="store_true", help="torch.compile the learned optimizers' steps")
-    e.add_argument("--runs", type=int, help="test functions (default: the scale's)")
+    e.add_argument("--runs", type=_positive(int), help="test functions (default: the scale's)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-cache", action="store_true",
                    help="retune and rerun instead of reusing tuned rates and curves in data/results")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.add_argument("--json", required=True, help="output file")
     common(e)
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")
-    b.add_argument("--updates", type=int, default=5, help="timed meta-updates per row")
+    b.add_argument("--updates", type=_positive(int), default=5, help="timed meta-updates per row")
     b.add_argument("--runs", default="1", help="optimizee runs batched per meta-update, e.g. 1,16")
     b.add_argument("--json", help="also write the figures here")
     b.set_defaults(func=cmd_bench)
@@ -169,20 +273,18 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=".", help="book root to write book/*.ipynb under (default .)")
     k.add_argument("--chapters", nargs="*", help="notebook names (default: every chapter in _toc.yml)")
     k.add_argument("--build", action="store_true", help="then run jupyter-book build")
+    k.add_argument("--jobs", type=int, default=1,
+                   help="chapters executed at once, each kernel on OMP_NUM_THREADS/jobs threads (default 1)")
     k.set_defaults(func=cmd_book)
     return p
 
 
 def main(argv=None):
     p = parser()
+    args = p.parse_args(argv)
     try:
-        args = p.parse_args(argv)
-        for name in ("steps", "runs", "epochs", "updates"):
-            value = getattr(args, name, None)
-            if isinstance(value, int) and value < 1:
-                raise ValueError(f"--{name} must be positive")
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (UserError, FileNotFoundError) as error:  # the user's to fix: one line. Bugs keep their traceback.
         p.exit(2, f"{p.prog}: error: {error}\n")
 
 

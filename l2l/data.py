@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from l2l.errors import UserError
 from l2l.runtime import data_dir
 
 MIRROR_VAR = "L2L_DATA_MIRROR"
@@ -72,10 +73,10 @@ def _mnist_numpy(split: str) -> tuple[np.ndarray, np.ndarray]:
     raw = _mnist_raw_dir()
     images, labels = _read_idx(raw / images_file), _read_idx(raw / labels_file)
     if images.shape != (count, 28, 28) or labels.shape != (count,):
-        raise ValueError(f"MNIST {split}: unexpected shapes {images.shape}, {labels.shape} in {raw}")
+        raise UserError(f"MNIST {split}: unexpected shapes {images.shape}, {labels.shape} in {raw}")
     per_class = np.bincount(labels, minlength=10)
     if len(per_class) != 10 or per_class.min() < count // 20:
-        raise ValueError(f"MNIST {split}: implausible label counts {per_class.tolist()} in {raw}")
+        raise UserError(f"MNIST {split}: implausible label counts {per_class.tolist()} in {raw}")
     return images, labels
 
 
@@ -83,7 +84,7 @@ def _mnist_numpy(split: str) -> tuple[np.ndarray, np.ndarray]:
 def mnist(split: str = "train", device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST images as float [N, 784] in [0, 1] and labels [N] (int64), kept on `device`."""
     if split not in MNIST_FILES:
-        raise ValueError(f"MNIST split must be 'train' or 'test', got {split!r}")
+        raise UserError(f"MNIST split must be 'train' or 'test', got {split!r}")
     images, labels = _mnist_numpy(split)
     x = torch.from_numpy(images.reshape(len(images), 784).astype(np.float32) / 255.0)
     return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -133,9 +134,9 @@ def cifar10_uint8(split: str) -> tuple[np.ndarray, np.ndarray]:
     labels = np.concatenate([np.asarray(b["labels"]) for b in batches]).astype(np.int64)
     count = 50_000 if split == "train" else 10_000
     if images.shape != (count, 3, 32, 32) or labels.shape != (count,) or images.dtype != np.uint8:
-        raise ValueError(f"CIFAR-10 {split}: unexpected shapes {images.shape}, {labels.shape} in {source}")
+        raise UserError(f"CIFAR-10 {split}: unexpected shapes {images.shape}, {labels.shape} in {source}")
     if np.bincount(labels, minlength=10).tolist() != [count // 10] * 10:
-        raise ValueError(f"CIFAR-10 {split}: expected {count // 10} images per class in {source}")
+        raise UserError(f"CIFAR-10 {split}: expected {count // 10} images per class in {source}")
     return images, labels
 
 
@@ -144,7 +145,7 @@ def cifar10(split: str = "train", device: str | torch.device = "cpu") -> tuple[t
     """CIFAR-10 images as float [N, 3, 32, 32], each channel standardized with the training split's
     mean and standard deviation, and labels [N] (int64), kept on `device`."""
     if split not in CIFAR_FILES:
-        raise ValueError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
+        raise UserError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
     images, labels = cifar10_uint8(split)
     mean, std = _cifar_stats()
     x = (torch.from_numpy(images).float() / 255.0 - mean) / std
@@ -188,9 +189,9 @@ def art_image(kind: str, name: str) -> np.ndarray:
     or 'style' (paintings), name a key of ART_CONTENT or ART_STYLE."""
     files = {"content": ART_CONTENT, "style": ART_STYLE}.get(kind)
     if files is None:
-        raise ValueError(f"image kind must be 'content' or 'style', got {kind!r}")
+        raise UserError(f"image kind must be 'content' or 'style', got {kind!r}")
     if name not in files:
-        raise ValueError(f"unknown {kind} image {name!r}; choose from {', '.join(files)}")
+        raise UserError(f"unknown {kind} image {name!r}; choose from {', '.join(files)}")
     from PIL import Image
 
     path = mirror_file(Path("neural_art") / kind / files[name], f"the {kind} image {name!r}")

@@ -6,16 +6,26 @@
 * `atomic_write`: every file the project writes goes through it, so an interruption (Ctrl-C, a
   killed process, a full disk) leaves either the old file or the new one, never half of one, and
   two processes writing the same file never interleave.
+* `locked`: a lock across processes (chapters executed in parallel) around a read-modify-write
+  of a shared file, such as the tuned learning rates' JSON, or around training a checkpoint that
+  another chapter may be training too.
 * `progress` bars and a one-line `hardware` description for the chapters' records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import tempfile
+import threading
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one process at a time is then the user's affair
+    fcntl = None
 
 import torch
 from tqdm import tqdm
@@ -67,6 +77,49 @@ def atomic_write(path: str | Path, content: str | bytes | Callable[[IO[bytes]], 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_held: dict[tuple[int, Path], int] = {}  # (thread, lock file): how deep this thread holds it
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of `path`: `.<name>.lock` beside it (hidden, git-ignored)."""
+    path = Path(path).resolve()
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on `path` across processes for the `with` block; yields `path`.
+
+    The lock is `fcntl.flock` on `lock_path(path)` (created with its folder, never removed), so
+    it waits while another process holds it and is released when the block ends or the process
+    dies. Reentrant within a thread: a nested `locked(path)` does not wait on itself. The lock
+    guards nothing by itself: every reader-modifier-writer of `path` must take it, and must read
+    `path` again inside it (what was read before may be stale), e.g.
+
+        with locked(cache):
+            store = json.loads(cache.read_text()) if cache.exists() else {}
+            atomic_write(cache, json.dumps({**store, key: value}))
+    """
+    lock = lock_path(path)
+    key = (threading.get_ident(), lock)
+    if _held.get(key) or fcntl is None:
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield Path(path)
+        finally:
+            _held[key] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _held[key] = 1
+        try:
+            yield Path(path)
+        finally:
+            _held.pop(key, None)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def progress(iterable=None, enabled: bool = True, **kwargs) -> tqdm:

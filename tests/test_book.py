@@ -11,3 +11,21 @@ def test_chapters_follow_the_toc_and_drafts_are_the_rest(tmp_path):
     rest = drafts(toc)
     assert "01_quadratics" not in rest and "02_mnist" not in rest
     assert sorted(chapters(toc) + rest) == sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_the_kernel_every_chapter_names_exists_and_runs_the_project():
+    """`make lab` and papermill open the chapters with the kernel their metadata names: it must
+    be installed in this environment, and its Python must import the project."""
+    import json
+    import subprocess
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    names = {json.loads(p.read_text())["metadata"]["kernelspec"]["name"] for p in NOTEBOOKS.glob("*.ipynb")}
+    assert names == {"python3"}, names
+    for name in names:
+        spec = KernelSpecManager().get_kernel_spec(name)
+        # jupyter_client starts a kernel whose command is plain `python` with its own interpreter
+        python = sys.executable if spec.argv[0] in ("python", "python3") else spec.argv[0]
+        subprocess.run([python, "-c", "import l2l, ipykernel"], check=True)

@@ -28,7 +28,9 @@ def test_bad_scale_baseline_device_and_counts(capsys):
     _fails(capsys, ["evaluate", "--problem", "quadratic", "--baselines", "sgd,lbfgs", "--json", "x"],
            "unknown baseline(s) lbfgs")
     _fails(capsys, ["bench", "--device", "tpu0"], "not a device")
-    _fails(capsys, ["evaluate", "--problem", "quadratic", "--steps", "0", "--json", "x"], "--steps must be positive")
+    _fails(capsys, ["evaluate", "--problem", "quadratic", "--steps", "0", "--json", "x"],
+           "argument --steps: must be positive")
+    _fails(capsys, ["train", "--problem", "quadratic", "--max-minutes", "0"], "argument --max-minutes: must be positive")
 
 
 def test_missing_checkpoint_says_how_to_make_one(capsys, tmp_path):
@@ -58,7 +60,69 @@ def test_train_groups_option(tmp_path, capsys):
     out = tmp_path / "one.pt"
     main(["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "1", "--groups", "1",
           "--out", str(out)])
-    assert torch.load(out, weights_only=False)["config"]["optimizer"]["groups"] == 1
+    assert torch.load(out, weights_only=True)["config"]["optimizer"]["groups"] == 1
     # quadratics have one parameter group: two LSTMs cannot be fed
     _fails(capsys, ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--groups", "2",
                     "--out", str(tmp_path / "two.pt")], "2 LSTMs but the problem labels none")
+
+
+def test_default_files_name_every_override_and_nothing_finished_is_overwritten(tmp_path, monkeypatch, capsys):
+    from l2l.training import load_checkpoint
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    base = ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "2", "--no-progress"]
+    main(base)
+    main(base + ["--seed", "3"])
+    main(base + ["--meta-lr", "0.01", "--preprocess", "none", "--clip", "none"])
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["quadratic-dim3-epochs2-metalr0.01-smoke.pt", "quadratic-dim3-epochs2-seed3-smoke.pt",
+                     "quadratic-dim3-epochs2-smoke.pt"], names
+    first = tmp_path / "checkpoints" / "quadratic-dim3-epochs2-smoke.pt"
+    before = first.read_bytes()
+    main(base)  # finished: returned as it is
+    assert first.read_bytes() == before and "done" in capsys.readouterr().out
+    _fails(capsys, base + ["--out", str(first), "--seed", "4"], "holds another recipe (seed: 0 there, 4 asked)")
+    assert first.read_bytes() == before
+    main(base + ["--out", str(first), "--seed", "4", "--force"])
+    assert load_checkpoint(first)["config"]["seed"] == 4
+    main(base[:-3] + ["--epochs", "3", "--out", str(first), "--seed", "4", "--no-progress"])  # extends it
+    assert load_checkpoint(first)["epoch"] == 3
+
+
+def test_evaluate_reads_the_problem_from_the_checkpoint_and_checks_labels(tmp_path, capsys):
+    ck = tmp_path / "q.pt"
+    main(["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "1", "--out", str(ck),
+          "--no-progress"])
+    out = tmp_path / "e.json"
+    main(["evaluate", "--optimizer", str(ck), "--scale", "smoke", "--steps", "5", "--runs", "3", "--no-cache",
+          "--baselines", "sgd", "--which", "last", "--json", str(out), "--no-progress"])
+    result = json.loads(out.read_text())
+    assert result["problem"] == "quadratic:dim=3" and result["weights"] == "last"
+    base = ["evaluate", "--optimizer", str(ck), "--json", str(out)]
+    _fails(capsys, base + ["--label", "a", "--label", "b"], "2 --label for 1 --optimizer")
+    _fails(capsys, base + ["--label", "ADAM"], "label 'ADAM' is a baseline's name")
+    _fails(capsys, ["evaluate", "--json", str(out)], "give --problem, or an --optimizer")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    _fails(capsys, ["evaluate", "--optimizer", str(bad), "--json", str(out)], "bad.pt is not a readable checkpoint")
+
+
+def test_a_quadratic_optimizer_on_mnist_is_warned_about(tmp_path, capsys):
+    from l2l.cli import _check_family
+    from l2l.book.presets import train_config
+    from l2l.problems import make_problem
+
+    _check_family(make_problem("mnist"), train_config("quadratic", "smoke"), "q.pt")
+    err = capsys.readouterr().err
+    assert "trained on quadratic, not on the mnist family" in err and "preprocess=None" in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import l2l.cli as cli
+
+    def broken(args):
+        raise ValueError("an internal error, not the user's")
+
+    monkeypatch.setattr(cli, "cmd_bench", broken)
+    with pytest.raises(ValueError, match="internal error"):
+        cli.main(["bench"])

@@ -95,9 +95,10 @@ def test_submodules_never_import_their_own_package():
 
 def test_the_layers_run_one_way():
     """Lower layers never import higher ones: problems → optimizers → loop → training and
-    evaluation → analysis → book helpers → bench and command line."""
-    layers = [["l2l.runtime", "l2l.data"], ["l2l.problems"], ["l2l.optimizers"], ["l2l.loop"],
-              ["l2l.training", "l2l.evaluation"], ["l2l.analysis"], ["l2l.book"], ["l2l.bench", "l2l.cli"]]
+    evaluation → analysis and the torch.optim adapter → book helpers → bench and command line."""
+    layers = [["l2l.errors"], ["l2l.runtime", "l2l.data"], ["l2l.problems"], ["l2l.optimizers"], ["l2l.loop"],
+              ["l2l.training", "l2l.evaluation"], ["l2l.analysis", "l2l.optim"], ["l2l.book"],
+              ["l2l.bench", "l2l.cli"]]
     rank = lambda m: next(i for i, layer in enumerate(layers) for p in layer if m == p or m.startswith(p + "."))
     graph = import_graph()
     upward = [(m, t) for m, targets in graph.items() if m not in ("l2l", "l2l.__main__")
@@ -123,8 +124,8 @@ def test_a_plain_install_runs_from_another_folder(tmp_path):
     out = work / "q.json"
     subprocess.run([sys.executable, "-m", "l2l", "train", "--problem", "quadratic:dim=3", "--scale", "smoke",
                     "--epochs", "2"], cwd=work, env=env, check=True, capture_output=True)
-    checkpoint = tmp_path / "data" / "checkpoints" / "quadratic-dim3-smoke.pt"
-    assert checkpoint.exists()
+    checkpoint = tmp_path / "data" / "checkpoints" / "quadratic-dim3-epochs2-smoke.pt"
+    assert checkpoint.exists(), list((tmp_path / "data").rglob("*"))
     done = subprocess.run([sys.executable, "-c", "import l2l, sys; print(l2l.__file__)"], cwd=work, env=env,
                           check=True, capture_output=True, text=True)
     assert done.stdout.startswith(str(target))

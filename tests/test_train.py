@@ -1,7 +1,9 @@
 """Meta-training mechanics: dropped second derivatives, the fast path against the reference,
 truncation, resume, the NaN guard, and a small but real learning check."""
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +14,11 @@ from l2l.loop import run
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.problems import Task, derive_seed, make_problem
 from l2l.optimizers.reference import reference_init, reference_unroll
-from l2l.training import (GraphedUnroll, TrainConfig, meta_train, optimizer_from, train_epoch, truncate,
-                       unroll)
+from l2l.errors import UserError
+from l2l.training import (GraphedUnroll, TrainConfig, load_checkpoint, meta_train, optimizer_from, train_epoch,
+                          truncate, unroll)
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
 def _meta_grads(opt):
@@ -122,11 +127,77 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     assert [h["val"] for h in resumed["history"]] == [h["val"] for h in whole["history"]]
 
 
-def test_changed_config_does_not_resume(tmp_path, capsys):
-    meta_train(SMALL, tmp_path / "a.pt", progress=False, stop_after=2)
-    other = TrainConfig(**{**SMALL.__dict__, "meta_lr": 1e-2})
-    ck = meta_train(other, tmp_path / "a.pt", progress=False, stop_after=1)
-    assert ck["epoch"] == 1 and "differs" in capsys.readouterr().out
+def test_another_recipe_never_overwrites_a_checkpoint_unless_fresh(tmp_path):
+    path = tmp_path / "a.pt"
+    meta_train(SMALL, path, progress=False, stop_after=2)
+    before = path.read_bytes()
+    other = dataclasses.replace(SMALL, meta_lr=1e-2)
+    with pytest.raises(UserError, match="another recipe.*meta_lr: 0.003 there, 0.01 asked"):
+        meta_train(other, path, progress=False, stop_after=1)
+    assert path.read_bytes() == before
+    ck = meta_train(other, path, progress=False, stop_after=1, fresh=True)
+    assert ck["epoch"] == 1 and TrainConfig.from_dict(load_checkpoint(path)["config"]) == other
+
+
+def test_a_finished_constant_rate_run_is_extended_by_more_epochs(tmp_path):
+    whole = meta_train(dataclasses.replace(SMALL, epochs=8), tmp_path / "whole.pt", progress=False)
+    meta_train(SMALL, tmp_path / "grown.pt", progress=False)  # 6 epochs, finished
+    grown = meta_train(dataclasses.replace(SMALL, epochs=8), tmp_path / "grown.pt", progress=False)
+    assert grown["epoch"] == 8
+    torch.testing.assert_close(grown["weights"], whole["weights"], rtol=0, atol=0)
+    cosine = dataclasses.replace(SMALL, schedule="cosine")
+    meta_train(cosine, tmp_path / "cos.pt", progress=False)
+    with pytest.raises(UserError, match="another recipe"):  # its rates depend on the total
+        meta_train(dataclasses.replace(cosine, epochs=8), tmp_path / "cos.pt", progress=False)
+
+
+def test_best_weights_are_a_copy_even_when_no_validation_is_finite(tmp_path):
+    config = dataclasses.replace(SMALL, meta_lr=1e3, epochs=2, eval_every=1)  # diverges at once
+    ck = meta_train(config, tmp_path / "nan.pt", progress=False)
+    fresh = LSTMOptimizer(config.optimizer, seed=config.seed)
+    if not all(math.isfinite(h["val"]) for h in ck["history"]):
+        assert ck["best"]["epoch"] == 0
+        torch.testing.assert_close(ck["best"]["weights"], fresh.state_dict(), rtol=0, atol=0)
+    assert all(w.data_ptr() != v.data_ptr() for w, v in zip(ck["best"]["weights"].values(), ck["weights"].values()))
+
+
+def test_the_window_of_training_losses_survives_a_resume(tmp_path):
+    config = dataclasses.replace(SMALL, eval_every=4, epochs=8)
+    whole = meta_train(config, tmp_path / "whole.pt", progress=False)
+    part = meta_train(config, tmp_path / "split.pt", progress=False, stop_after=3)  # mid-window
+    assert len(load_checkpoint(tmp_path / "split.pt")["window"]) == 3
+    resumed = meta_train(config, tmp_path / "split.pt", progress=False)
+    assert [h["train"] for h in resumed["history"]] == [h["train"] for h in whole["history"]]
+    assert part["epoch"] == 3
+
+
+def test_checkpoints_load_without_running_code_and_bad_files_name_themselves(tmp_path):
+    meta_train(SMALL, tmp_path / "ok.pt", progress=False, stop_after=1)
+    assert load_checkpoint(tmp_path / "ok.pt")["epoch"] == 1  # weights_only=True inside
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((tmp_path / "ok.pt").read_bytes()[:500])
+    with pytest.raises(UserError, match="truncated.pt is not a readable checkpoint"):
+        load_checkpoint(truncated)
+
+    class Payload:  # a pickle that would run code when loaded with weights_only=False
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"config": Payload()}, evil)
+    with pytest.raises(UserError, match="evil.pt is not a readable checkpoint"):
+        load_checkpoint(evil)
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not a checkpoint of this project"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CHECKPOINTS.glob("**/*.pt")))
+def test_every_committed_checkpoint_loads_safely(name):
+    path = next(CHECKPOINTS.glob(f"**/{name}"))
+    ck = load_checkpoint(path)
+    opt = optimizer_from(ck)
+    assert sum(p.numel() for p in opt.parameters()) > 0 and ck["epoch"] == ck["config"]["epochs"]
 
 
 def test_nan_meta_loss_is_skipped_and_weights_untouched():
@@ -190,7 +261,7 @@ def test_clipping_bounds_the_meta_gradient():
 
 def test_older_checkpoints_without_new_fields_still_match(tmp_path):
     ck = meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=2)
-    saved = torch.load(tmp_path / "old.pt", weights_only=False)
+    saved = load_checkpoint(tmp_path / "old.pt")
     for field in ("schedule", "clip"):  # as written before these fields existed
         del saved["config"][field]
     torch.save(saved, tmp_path / "old.pt")

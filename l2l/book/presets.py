@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
@@ -61,9 +62,9 @@ PRESETS = {
 
 def _preset(family: str, scale: str) -> dict:
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+        raise UserError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
     if family not in PRESETS:
-        raise ValueError(f"no presets for problem family {family!r}; families: {', '.join(PRESETS)}")
+        raise UserError(f"no presets for problem family {family!r}; families: {', '.join(PRESETS)}")
     return PRESETS[family][scale]
 
 
@@ -78,6 +79,18 @@ def train_config(spec: str, scale: str = "paper", **overrides) -> TrainConfig:
 def test_settings(spec: str, scale: str = "paper") -> dict:
     """The test protocol for a problem at a scale: {runs, tune_runs, grid, ...}."""
     return dict(_preset(make_problem(spec).family, scale)["test"])
+
+
+def variant(config: TrainConfig, preset: TrainConfig) -> str:
+    """A file-name part naming every field in which `config` differs from the `preset` recipe,
+    e.g. 'epochs600-seed3' or 'groups1' ('' when it is the preset itself)."""
+    def flat(c: TrainConfig) -> dict:
+        d = c.to_dict()
+        return {**{k: v for k, v in d.items() if k not in ("optimizer", "problem")}, **d["optimizer"]}
+
+    mine, base = flat(config), flat(preset)
+    text = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    return "-".join(f"{k.replace('_', '')}{text(v)}" for k, v in mine.items() if v != base.get(k))
 
 
 def _name(spec: str, scale: str, variant: str = "") -> str:

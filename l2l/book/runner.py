@@ -3,10 +3,21 @@
 The chapter sources live in `notebooks/` without outputs; each is executed with its `parameters`
 (scale, device, ...) into `<out>/book/`, and `jupyter-book build <out>` renders those copies (the
 book's `_config.yml` turns Jupyter Book's own execution off).
+
+`execute(..., jobs=N)` runs up to N chapters at once, each in its own process (and kernel) with
+OMP_NUM_THREADS = threads // N (at least 1), where `threads` is $OMP_NUM_THREADS when set and the
+CPUs this process may use otherwise. A chapter starts once the chapters it takes checkpoints from
+(`NEEDS`) have finished, so it loads what they trained instead of training it a second time; the
+shared files they all write go through `l2l.runtime.locked` (the tuned learning rates) or are
+written once under a name of their own (atomic_write). Chapters in `ALONE` (the speed appendix:
+it times things) run by themselves, after the others, with all the threads. A chapter that fails
+does not stop the others: `execute` raises `ChapterFailures`, naming each, once all are done.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing
 import os
 import re
 import shutil
@@ -14,12 +25,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from l2l.runtime import repository
 
 ROOT = repository() or Path.cwd()  # the book is built from a checkout of the project
 NOTEBOOKS = ROOT / "notebooks"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+
+# Which chapters load checkpoints that other chapters train: {chapter: the chapters it waits for}.
+# Chapter 3 and 6 load chapter 2's mnist.pt, chapter 6 chapter 1's quadratic.pt; the speed
+# appendix times the quadratic and MNIST optimizers. Keep it in step with the notebooks.
+NEEDS = {"03_relu": ("02_mnist",), "06_ntm_bfgs": ("01_quadratics", "02_mnist"),
+         "90_speed": ("01_quadratics", "02_mnist")}
+# Chapters that measure time: run alone, with every thread, after the rest.
+ALONE = ("90_speed",)
 
 
 def chapters(toc: Path = ROOT / "_toc.yml") -> list[str]:
@@ -35,34 +55,159 @@ def drafts(toc: Path = ROOT / "_toc.yml") -> list[str]:
     return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb") if p.stem not in listed)
 
 
-def execute(scale: str, device: str, out: Path, retrain: bool = False, names=None):
+class ChapterFailures(RuntimeError):
+    """Some chapters failed (the others finished): {name: the error's text}."""
+
+    def __init__(self, failed: dict[str, str], out: Path | None = None):
+        self.failed = failed
+        where = f" (their executed copies in {out / 'book'} show where)" if out else ""
+        super().__init__(f"{len(failed)} chapter(s) failed{where}: " + "; ".join(
+            f"{name}: {_last_line(text)}" for name, text in failed.items()))
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "failed"
+
+
+def thread_budget() -> int:
+    """Threads all chapters together may use: $OMP_NUM_THREADS when set, else the usable CPUs."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def order(names: list[str], needs: dict = NEEDS) -> list[str]:
+    """`names` in an order where every chapter comes after those it needs (among `names`), the
+    chapters others need as early as they can be, otherwise the given order."""
+    needed = {d for n in names for d in needs.get(n, ()) if d in names}
+    done, out = set(), []
+    while len(out) < len(names):
+        ready = [n for n in names if n not in done and all(d in done for d in needs.get(n, ()) if d in names)]
+        if not ready:
+            raise ValueError(f"the chapters' NEEDS have a cycle among {sorted(set(names) - done)}")
+        first = next((n for n in ready if n in needed), ready[0])
+        done.add(first)
+        out.append(first)
+    return out
+
+
+def schedule(names: list[str], jobs: int, work: Callable[[str, int], object], pool=None,
+             needs: dict = NEEDS, alone=ALONE, threads: int | None = None, log=print) -> dict[str, object]:
+    """Run `work(name, threads)` for every chapter, `jobs` at a time, in `pool` (an Executor with
+    at least `jobs` workers; by default one process per chapter). A chapter is submitted once
+    those it `needs` have finished (failed or not), those other chapters need first; the `alone`
+    ones last, one by one, with every thread. Returns {name: work's result or the exception},
+    in the order the chapters finished; `log` gets one line as each starts and ends."""
+    threads = threads or thread_budget()
+    together = [n for n in order(names, needs) if n not in alone]
+    by_themselves = [n for n in order(names, needs) if n in alone]
+    own_pool = pool is None
+    pool = pool or cf.ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                                          max_tasks_per_child=1)  # a fresh process per chapter
+    results, running, stamp = {}, {}, {}
+    each = max(1, threads // max(1, jobs))
+
+    def submit(name, k):
+        stamp[name] = time.perf_counter()
+        log(f"start {name} ({k} thread{'s' if k > 1 else ''})")
+        running[pool.submit(work, name, k)] = name
+
+    def collect(wait_all=False):
+        finished, _ = cf.wait(running, return_when=cf.ALL_COMPLETED if wait_all else cf.FIRST_COMPLETED)
+        for future in finished:
+            name = running.pop(future)
+            try:
+                results[name] = future.result()
+                status = "done"
+            except Exception as error:  # noqa: BLE001 - reported with the chapter's name
+                results[name] = error
+                status = f"FAILED ({type(error).__name__})"
+            log(f"  {name}: {status} in {time.perf_counter() - stamp[name]:.0f} s")
+
+    try:
+        pending = list(together)
+        while pending or running:
+            ready = [n for n in pending
+                     if all(d in results for d in needs.get(n, ()) if d in names)]
+            while ready and len(running) < max(1, jobs):
+                name = ready.pop(0)
+                pending.remove(name)
+                submit(name, each)
+            if running:
+                collect()
+            elif pending:  # cannot happen with an acyclic NEEDS: order() checked it
+                raise RuntimeError(f"chapters {pending} can never start")
+        for name in by_themselves:
+            submit(name, threads)
+            collect(wait_all=True)
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _execute_one(name: str, threads: int, parameters: dict, out: str) -> float:
+    """Execute one chapter into `out/book/` in this process, its kernel on `threads` threads."""
+    import papermill as pm
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # the kernel inherits them (and torch reads them at start)
+    start = time.perf_counter()
+    pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", Path(out) / "book" / f"{name}.ipynb",
+                        parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
+                        progress_bar=False)
+    return time.perf_counter() - start
+
+
+class _Chapter:
+    """`work` for `schedule`: a picklable callable that executes one chapter."""
+
+    def __init__(self, parameters: dict, out: Path):
+        self.parameters, self.out = parameters, str(out)
+
+    def __call__(self, name: str, threads: int) -> float:
+        return _execute_one(name, threads, self.parameters, self.out)
+
+
+def execute(scale: str, device: str, out: Path, retrain: bool = False, names=None, jobs: int = 1):
     """Run every chapter (or the named ones) into `out/book/`; at smoke scale the drafts too.
 
     Artifacts (trained optimizers, tuned rates) go to the project's `data/` when `out` is the
     project itself, and to `out/data/` otherwise, so a smoke run never touches the committed ones.
+    `jobs` chapters run at once (module docstring). Prints each chapter's wall time and the total;
+    raises `ChapterFailures` when any failed, after the others finished.
     """
-    import papermill as pm
-
     os.environ["L2L_PROGRESS"] = "0"  # the kernels inherit it: no progress bars stored in chapters
     if os.environ.get("L2L_DATA_MIRROR"):  # kernels run in notebooks/: a relative path would break
         os.environ["L2L_DATA_MIRROR"] = str(Path(os.environ["L2L_DATA_MIRROR"]).resolve())
 
     out = Path(out).resolve()
-    names = names or (chapters() + drafts() if scale == "smoke" else chapters())
+    names = list(names or (chapters() + drafts() if scale == "smoke" else chapters()))
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").exists()]
     if unknown:
         raise ValueError(f"no notebook(s) {', '.join(unknown)} in {NOTEBOOKS}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     parameters = {"scale": scale, "device": device, "retrain": retrain}
     if out != ROOT:
         parameters["artifacts"] = str(out / "data")
     (out / "book").mkdir(parents=True, exist_ok=True)
-    for name in names:
-        start = time.perf_counter()
-        print(f"executing {name} at scale {scale} on {device} ...", file=sys.stderr, flush=True)
-        pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out / "book" / f"{name}.ipynb",
-                            parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
-                            progress_bar=False)
-        print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    log = lambda line: print(line, file=sys.stderr, flush=True)
+    log(f"executing {len(names)} chapter(s) at scale {scale} on {device}, {jobs} at a time ...")
+    start = time.perf_counter()
+    results = schedule(names, jobs, _Chapter(parameters, out), log=log)
+    total = time.perf_counter() - start
+    log("chapter times: " + ", ".join(
+        f"{n} {r:.0f} s" if isinstance(r, float) else f"{n} failed" for n, r in results.items()))
+    log(f"total: {total:.0f} s with {jobs} job(s)")
+    failed = {n: str(r) for n, r in results.items() if isinstance(r, BaseException)}
+    if failed:
+        raise ChapterFailures(failed, out)
+    return results
 
 
 def build(out: Path, strict: bool = False):

@@ -9,7 +9,7 @@ from pathlib import Path
 from l2l.loop import run
 from l2l.optimizers import make_baseline
 from l2l.problems import derive_seed
-from l2l.runtime import atomic_write, progress as progress_bar
+from l2l.runtime import atomic_write, locked, progress as progress_bar
 
 # Learning rates tried for every baseline: powers of two from 2^-14 ≈ 6e-5 to 2^3 = 8 [open].
 LR_GRID = tuple(2.0**k for k in range(-14, 4))
@@ -42,11 +42,17 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", 
                 cache: str | Path | None = None, progress: bool = True) -> dict[str, float]:
     """Tuned learning rates of several baselines, reused from a JSON cache when its key matches."""
     key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={','.join(f'{g:g}' for g in grid)}"
-    store = json.loads(Path(cache).read_text()) if cache and Path(cache).exists() else {}
-    rates = store.get(key, {})
+    rates = dict(_read(cache).get(key, {}))
     for name in progress_bar(names, progress, desc=f"tuning on {problem.spec}"):
         if name not in rates:
             rates[name], _ = tune(problem, name, steps, runs, seed, device, grid)
     if cache:
-        atomic_write(cache, json.dumps({**store, key: rates}, indent=1))
+        # chapters run in parallel share the cache: read it again under the lock, merge, write
+        with locked(cache):
+            store = _read(cache)
+            atomic_write(cache, json.dumps({**store, key: {**store.get(key, {}), **rates}}, indent=1))
     return rates
+
+
+def _read(cache: str | Path | None) -> dict:
+    return json.loads(Path(cache).read_text()) if cache and Path(cache).exists() else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from l2l.errors import UserError
 from l2l.optimizers.baselines import BASELINES, LABELS, SGD, Adam, NAG, RMSprop, make_baseline
 from l2l.optimizers.base import Learned, Optimizer, Rule, detach_state
 from l2l.optimizers.grouped import GroupedLSTM
@@ -52,7 +53,7 @@ def config_from_dict(table: dict) -> OptimizerConfig:
     lstm_fields = {f.name for f in dataclasses.fields(LSTMConfig)}
     unknown = set(table) - lstm_fields - set(_NO_SHARING)
     if unknown:
-        raise ValueError(f"unknown optimizer fields {', '.join(sorted(unknown))}")
+        raise UserError(f"unknown optimizer fields {', '.join(sorted(unknown))}")
     lstm = LSTMConfig(**{k: v for k, v in table.items() if k in lstm_fields})
     sharing = {**_NO_SHARING, **{k: v for k, v in table.items() if k in _NO_SHARING}}
     if sharing["gac"] == 0 and sharing["memory"] == "none":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.optimizers.base import Rule
 
 
@@ -87,5 +88,5 @@ LABELS = {"sgd": "SGD", "rmsprop": "RMSprop", "adam": "ADAM", "nag": "NAG"}
 def make_baseline(name: str, lr: float):
     """A baseline by its short name (sgd, rmsprop, adam, nag) with learning rate lr."""
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+        raise UserError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     return BASELINES[name](lr)

@@ -9,6 +9,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from l2l.errors import UserError
 from l2l.optimizers.base import Learned
 from l2l.optimizers.lstm import LSTMConfig, LSTMOptimizer
 
@@ -32,7 +33,7 @@ class GroupedLSTM(Learned):
         """(columns of each group, inverse permutation, each LSTM's zero state)."""
         if groups is None or int(groups.max()) + 1 != len(self.nets):
             found = "none" if groups is None else int(groups.max()) + 1
-            raise ValueError(f"this optimizer has {len(self.nets)} LSTMs but the problem labels "
+            raise UserError(f"this optimizer has {len(self.nets)} LSTMs but the problem labels "
                              f"{found} parameter groups")
         cols = tuple((groups == k).nonzero().squeeze(1).to(theta.device) for k in range(len(self.nets)))
         inverse = torch.argsort(torch.cat(cols))

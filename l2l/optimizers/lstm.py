@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from l2l.errors import UserError
 from l2l.optimizers.base import Learned
 
 State = tuple[Tensor, ...]  # (h_1, c_1, h_2, c_2, ...), each [hidden, N]
@@ -46,11 +47,11 @@ class LSTMConfig:
 
     def __post_init__(self):
         if self.hidden < 1 or self.layers < 1:
-            raise ValueError(f"hidden and layers must be positive, got {self.hidden}, {self.layers}")
+            raise UserError(f"hidden and layers must be positive, got {self.hidden}, {self.layers}")
         if self.groups < 1:
-            raise ValueError(f"groups must be positive, got {self.groups}")
+            raise UserError(f"groups must be positive, got {self.groups}")
         if self.preprocess is not None and self.preprocess <= 0:
-            raise ValueError(f"preprocess p must be positive or None, got {self.preprocess}")
+            raise UserError(f"preprocess p must be positive or None, got {self.preprocess}")
 
     @property
     def inputs(self) -> int:

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.optimizers.base import Rule
 
 
@@ -71,7 +72,7 @@ class QuasiNewton(Rule):
 
     def __post_init__(self):
         if (self.lr is None) == (self.exact is None):
-            raise ValueError("give a fixed step length lr or an exact line search, not both")
+            raise UserError("give a fixed step length lr or an exact line search, not both")
 
     @classmethod
     def exact_on(cls, task, history: int | None = None) -> "QuasiNewton":

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.optimizers.base import Learned
 from l2l.optimizers.lstm import LSTMConfig, gate_weights, initial_weights, inputs, lstm_cell
 from l2l.optimizers.quasi_newton import bfgs_update
@@ -78,17 +79,17 @@ class SharingConfig:
 
     def __post_init__(self):
         if self.gac == 0 and self.memory == "none":
-            raise ValueError("no averaging cells and no memory share nothing: that is LSTMConfig")
+            raise UserError("no averaging cells and no memory share nothing: that is LSTMConfig")
         if self.memory not in MEMORIES:
-            raise ValueError(f"memory must be one of {', '.join(MEMORIES)}, got {self.memory!r}")
+            raise UserError(f"memory must be one of {', '.join(MEMORIES)}, got {self.memory!r}")
         if min(self.gac, self.read_heads, self.write_heads, self.window) < 0:
-            raise ValueError("gac, read_heads, write_heads and window must be non-negative")
+            raise UserError("gac, read_heads, write_heads and window must be non-negative")
         if self.gac > self.lstm.hidden:
-            raise ValueError(f"gac ({self.gac}) cannot exceed hidden ({self.lstm.hidden})")
+            raise UserError(f"gac ({self.gac}) cannot exceed hidden ({self.lstm.hidden})")
         if self.memory != "none" and self.read_heads < 1:
-            raise ValueError("a memory needs at least one read head (its result is the update)")
+            raise UserError("a memory needs at least one read head (its result is the update)")
         if self.lstm.groups > 1:
-            raise ValueError("several LSTMs (groups > 1) and information sharing do not combine")
+            raise UserError("several LSTMs (groups > 1) and information sharing do not combine")
 
     @property
     def reads(self) -> int:
@@ -120,11 +121,12 @@ Memory = tuple[Tensor, ...]  # ('bfgs') (M [R, n, n],)   ('lbfgs') (A, B), each 
 def memory_init(kind: str, runs: int, n: int, heads: int = 3, window: int = 10,
                 like: Tensor | None = None) -> Memory:
     """M_0 = I for every run: the full matrix, or an empty window of write pairs."""
-    opts = dict(dtype=like.dtype, device=like.device) if like is not None else {}
+    # on the device (and dtype) of `like`; without one, torch's defaults
+    dtype, device = (like.dtype, like.device) if like is not None else (None, None)
     if kind == "bfgs":
-        return (torch.eye(n, **opts).expand(runs, n, n).clone(),)
+        return (torch.eye(n, dtype=dtype, device=device).expand(runs, n, n).clone(),)
     if kind == "lbfgs":
-        empty = torch.zeros(runs, n, window * heads, **opts)  # zero pairs add nothing to a read
+        empty = torch.zeros(runs, n, window * heads, dtype=dtype, device=device)  # zero pairs add nothing to a read
         return (empty, empty)
     raise ValueError(f"memory kind must be 'bfgs' or 'lbfgs', got {kind!r}")
 

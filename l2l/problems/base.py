@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from l2l.errors import UserError
+
 
 def derive_seed(seed: int, stream: str, index: int = 0) -> int:
     """An independent seed for one use ('train' epoch k, 'valid', 'test', ...) of a master seed."""
@@ -88,11 +90,11 @@ def _parse_value(text: str, default: Any, key: str):
     try:
         if kind is bool:
             if text.lower() not in ("0", "1", "true", "false"):
-                raise ValueError
+                raise UserError
             return text.lower() in ("1", "true")
         return kind(text)
     except ValueError:
-        raise ValueError(f"option {key}={text!r}: expected a {kind.__name__}") from None
+        raise UserError(f"option {key}={text!r}: expected a {kind.__name__}") from None
 
 
 def make_problem(spec: str):
@@ -100,14 +102,14 @@ def make_problem(spec: str):
     family, _, options = spec.strip().partition(":")
     if family not in PROBLEMS:
         known = "; ".join(f"{name} ({_options(c)})" for name, c in PROBLEMS.items())
-        raise ValueError(f"unknown problem {family!r}. Known problems and their options: {known}")
+        raise UserError(f"unknown problem {family!r}. Known problems and their options: {known}")
     cls = PROBLEMS[family]
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     kwargs = {}
     for item in filter(None, (s.strip() for s in options.split(","))):
         key, eq, value = item.partition("=")
         if not eq or key not in defaults:
-            raise ValueError(f"{family}: bad option {item!r}. Options (with defaults): {_options(cls)}")
+            raise UserError(f"{family}: bad option {item!r}. Options (with defaults): {_options(cls)}")
         kwargs[key] = _parse_value(value, defaults[key], key)
     return cls(**kwargs)
 
@@ -144,4 +146,4 @@ class Problem:
 
 def check_choice(name: str, value, choices):
     if value not in choices:
-        raise ValueError(f"{name}={value!r}: choose from {', '.join(map(str, choices))}")
+        raise UserError(f"{name}={value!r}: choose from {', '.join(map(str, choices))}")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2l.data import cifar10
+from l2l.errors import UserError
 from l2l.problems.base import Problem, Task, check_choice, generator, register
 
 
@@ -56,7 +57,7 @@ class CIFAR(Problem):
         check_choice("labels", self.labels, ("first", "last"))
         check_choice("split", self.split, ("train", "test"))
         if self.batch < 2:
-            raise ValueError("batch must be at least 2 (batch norm uses the batch's statistics)")
+            raise UserError("batch must be at least 2 (batch norm uses the batch's statistics)")
 
     @property
     def label_set(self) -> tuple[int, ...]:
@@ -79,9 +80,9 @@ class CIFAR(Problem):
     def size(self) -> int:
         return sum(math.prod(shape) for _, shape, _ in self.shapes)
 
-    def groups(self) -> Tensor:
+    def groups(self, device="cpu") -> Tensor:
         """[n] parameter group of each coordinate of θ (0 convolutional, 1 fully connected)."""
-        return torch.cat([torch.full((math.prod(s),), g) for _, s, g in self.shapes])
+        return torch.cat([torch.full((math.prod(s),), g, device=device) for _, s, g in self.shapes])
 
     def held_out(self):
         return dataclasses.replace(self, split="test")
@@ -129,4 +130,4 @@ class CIFAR(Problem):
             x, y = batch
             return F.cross_entropy(self.logits(theta, x).transpose(1, 2), y, reduction="none").mean(-1)
 
-        return Task(theta, loss, batch, groups=self.groups().to(device))
+        return Task(theta, loss, batch, groups=self.groups(device))

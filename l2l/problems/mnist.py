@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2l.data import mnist
+from l2l.errors import UserError
 from l2l.problems.base import Problem, Task, check_choice, generator, register
 
 
@@ -37,7 +38,7 @@ class MNIST(Problem):
         check_choice("activation", self.activation, ("sigmoid", "relu", "tanh", "mix"))
         check_choice("split", self.split, ("train", "test"))
         if self.hidden < 1 or self.layers < 0 or self.batch < 1:
-            raise ValueError("hidden and batch must be positive, layers non-negative")
+            raise UserError("hidden and batch must be positive, layers non-negative")
 
     @property
     def shapes(self) -> list[tuple[int, int]]:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2l.data import ART_CONTENT, art_image, cifar10_uint8
+from l2l.errors import UserError
 from l2l.problems.base import Problem, Task, check_choice, generator, register
 from l2l.problems.features import CONTENT_LAYER, STYLE_LAYERS, features, gram
 
@@ -98,7 +99,7 @@ def _photo_crops(size: int) -> Tensor:
 def photo(name: str, size: int) -> Tensor:
     """One mirror photo's centred square, [3, size, size] in network units (never in training)."""
     if name not in ART_CONTENT:
-        raise ValueError(f"unknown photo {name!r}; choose from {', '.join(ART_CONTENT)}")
+        raise UserError(f"unknown photo {name!r}; choose from {', '.join(ART_CONTENT)}")
     return to_input(_photo_crops(size)[list(ART_CONTENT).index(name) * TEST_PHOTO_CROPS])
 
 
@@ -206,7 +207,7 @@ class NeuralArt(Problem):
         check_choice("style", self.style, STYLES)
         check_choice("split", self.split, ("train", "test"))
         if self.noise < 0:
-            raise ValueError(f"noise must be non-negative, got {self.noise}")
+            raise UserError(f"noise must be non-negative, got {self.noise}")
 
     @property
     def n(self) -> int:
@@ -234,7 +235,8 @@ class NeuralArt(Problem):
     def task(self, content: Tensor, seed: int, device="cpu") -> Task:
         """R functions for the given content images [R, 3, size, size] (network units)."""
         g = generator(seed)
-        theta = content.reshape(len(content), -1) + self.noise * torch.randn(len(content), self.n, generator=g)
+        noise = (self.noise * torch.randn(len(content), self.n, generator=g)).to(content.device)
+        theta = content.reshape(len(content), -1) + noise
         content = content.to(device)
         grams = style_targets(self.style, self.size, str(device))
         with torch.no_grad():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.problems.base import Problem, Task, generator, register
 
 
@@ -32,7 +33,7 @@ class Quadratic(Problem):
 
     def __post_init__(self):
         if self.dim < 1:
-            raise ValueError(f"dim must be positive, got {self.dim}")
+            raise UserError(f"dim must be positive, got {self.dim}")
 
     def sample(self, runs, seed, device="cpu"):
         g = generator(seed)

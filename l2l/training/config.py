@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from l2l.errors import UserError
 from l2l.optimizers import LSTMConfig, OptimizerConfig, config_from_dict, config_to_dict
 from l2l.problems import make_problem
 
@@ -29,16 +30,16 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.steps % self.unroll:
-            raise ValueError(f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
+            raise UserError(f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
         for name in ("steps", "unroll", "epochs", "runs", "eval_every", "eval_runs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.meta_lr > 0:
-            raise ValueError(f"meta_lr must be positive, got {self.meta_lr}")
+            raise UserError(f"meta_lr must be positive, got {self.meta_lr}")
         if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be positive or None, got {self.clip}")
+            raise UserError(f"clip must be positive or None, got {self.clip}")
         if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+            raise UserError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         make_problem(self.problem)  # fail early on a bad SPEC
 
     def lr_at(self, epoch: int) -> float:

@@ -9,16 +9,19 @@ needed to resume.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
 
 import torch
 
+from l2l.errors import UserError
 from l2l.loop import run
 from l2l.optimizers import LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
-from l2l.runtime import hardware, progress as progress_bar
+from l2l.runtime import hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
 from l2l.training.config import TrainConfig
 from l2l.training.unroll import GraphedUnroll, train_epoch
@@ -33,22 +36,59 @@ def validate(opt, config: TrainConfig, device) -> float:
     return final if math.isfinite(final) else math.inf
 
 
+def _conflict(saved: dict, config: TrainConfig) -> dict:
+    """The recipe fields in which a checkpoint's stored recipe differs from `config`,
+    {field: (stored, requested)} (the optimizer's fields prefixed `optimizer.`)."""
+    want = config.to_dict()
+    have = {**{k: v for k, v in saved.items() if k != "optimizer"},
+            **{f"optimizer.{k}": v for k, v in saved.get("optimizer", {}).items()}}
+    want = {**{k: v for k, v in want.items() if k != "optimizer"},
+            **{f"optimizer.{k}": v for k, v in want["optimizer"].items()}}
+    return {k: (have.get(k), v) for k, v in want.items() if have.get(k, v) != v}
+
+
+def _extends(saved: dict, config: TrainConfig) -> bool:
+    """Whether `config` is the stored recipe run for more epochs, which a constant meta-learning
+    rate allows (a cosine schedule depends on the total, so its runs cannot be extended)."""
+    try:
+        stored = TrainConfig.from_dict(saved)
+    except (TypeError, ValueError):
+        return False
+    longer = dataclasses.replace(stored, epochs=config.epochs)
+    return longer == config and config.epochs > stored.epochs and config.schedule == "constant"
+
+
+def _snapshot(ck: dict, opt, meta_opt, window: list) -> dict:
+    """A copy of the checkpoint as of now (between epochs), independent of the live tensors."""
+    return {**ck, "history": list(ck["history"]), "window": list(window),
+            "weights": {k: v.detach().clone() for k, v in opt.state_dict().items()},
+            "meta_opt": copy.deepcopy(meta_opt.state_dict())}
+
+
 def meta_train(
     config: TrainConfig,
     path: str | Path | None = None,
     device: str = "cpu",
-    resume: bool = True,
+    fresh: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
     max_minutes: float | None = None,
     compile: bool = False,
     cuda_graphs: bool | None = None,
 ) -> dict:
-    """Meta-train an LSTM optimizer, checkpointing to `path` at every validation.
+    """Meta-train a learned optimizer, checkpointing to `path` at every validation.
+
+    What is at `path` is never lost by accident: a checkpoint of the same recipe is resumed (or,
+    finished, returned as it is); one whose recipe differs only by more epochs at a constant
+    meta-learning rate is extended; any other is an error unless `fresh`. Resuming is exact: the
+    run continues as if it had never stopped (weights, meta-optimizer state, history and the
+    window of training losses since the last validation). An interruption (Ctrl-C) writes the
+    checkpoint as of the last finished epoch, never one with half an epoch's meta-updates.
 
     Args:
         config: the recipe.
-        path: checkpoint file; with `resume`, a checkpoint there of the same config is continued.
+        path: checkpoint file (None: keep nothing on disk).
+        fresh: train from scratch and overwrite whatever is at `path`.
         stop_after: stop (checkpointed) once this many epochs are done, e.g. to split a long run.
         max_minutes: stop (checkpointed) after this much wall time in this call.
         compile: run the optimizer's steps through torch.compile (faster on large problems).
@@ -57,33 +97,37 @@ def meta_train(
     Returns:
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
+    if max_minutes is not None and not max_minutes > 0:
+        raise UserError(f"max_minutes must be positive (or None for no limit), got {max_minutes}")
     path = Path(path) if path else None
     problem = make_problem(config.problem)
     opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=config.meta_lr)
+    initial = {k: v.detach().clone() for k, v in opt.state_dict().items()}
     ck = {
         "config": config.to_dict(),
         "epoch": 0,
-        "weights": opt.state_dict(),
-        "best": {"epoch": 0, "val": math.inf, "weights": opt.state_dict()},
+        "weights": initial,
+        "best": {"epoch": 0, "val": math.inf, "weights": initial},  # a copy, never the live φ
         "history": [],
+        "window": [],
         "skipped": 0,
         "wall_time": 0.0,
     }
-    if resume and path and path.exists():
+    if path and path.exists() and not fresh:
         saved = load_checkpoint(path, device)
-        if config.same_recipe(saved["config"]):
-            ck = {**saved, "config": config.to_dict()}
-            opt.load_state_dict(ck["weights"])
-            meta_opt.load_state_dict(ck["meta_opt"])
-        else:
-            print(f"{path}: saved config differs from the requested one; training afresh")
+        if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
+            changes = "; ".join(f"{k}: {a!r} there, {b!r} asked" for k, (a, b) in _conflict(saved["config"], config).items())
+            raise UserError(f"{path} holds another recipe ({changes}); choose another output file, "
+                            "or force training afresh over it")
+        ck = {**saved, "config": config.to_dict()}
+        opt.load_state_dict(ck["weights"])
+        meta_opt.load_state_dict(ck["meta_opt"])
 
-    def checkpoint():
-        ck.update(weights=opt.state_dict(), meta_opt=meta_opt.state_dict(), torch=torch.__version__)
-        ck["hardware"] = hardware(device)  # where the latest epochs ran
+    def checkpoint(state: dict):
+        state.update(torch=str(torch.__version__), hardware=hardware(device))  # where the latest epochs ran
         if path:
-            save_checkpoint(ck, path)
+            save_checkpoint(state, path)
 
     if ck["epoch"] >= config.epochs:  # finished already: nothing to train, nothing to rewrite
         return ck
@@ -92,13 +136,14 @@ def meta_train(
     if cuda_graphs is None:
         cuda_graphs = on_gpu and type(opt) is LSTMOptimizer
     if cuda_graphs and not on_gpu:
-        raise ValueError(f"CUDA graphs need a CUDA device, not {device!r}")
+        raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
     graphed = None  # captured once, on a task of its own stream, and replayed for every epoch
     if cuda_graphs:
         capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
         graphed = GraphedUnroll(opt, capture, config)
     start, last = time.perf_counter(), ck["wall_time"]
-    window = []  # training meta-losses since the last validation
+    window = list(ck.get("window", []))  # training meta-losses since the last validation
+    safe = _snapshot(ck, opt, meta_opt, window)  # what an interruption writes: the last whole epoch
     bar = progress_bar(range(ck["epoch"], config.epochs), progress, initial=ck["epoch"],
                        total=config.epochs, desc=f"meta-train {problem.spec}")
     try:
@@ -122,8 +167,10 @@ def meta_train(
                 window = []
                 if val < ck["best"]["val"]:  # never keeps a non-finite optimizer: val is inf then
                     ck["best"] = {"epoch": ck["epoch"], "val": val,
-                                  "weights": {k: v.clone() for k, v in opt.state_dict().items()}}
-                checkpoint()
+                                  "weights": {k: v.detach().clone() for k, v in opt.state_dict().items()}}
+            safe = _snapshot(ck, opt, meta_opt, window)
+            if ck["epoch"] % config.eval_every == 0 or done:
+                checkpoint(safe)
                 bar.set_postfix(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}",
                                 best=f"{ck['best']['val']:.4g}", skipped=ck["skipped"])
             if (stop_after and ck["epoch"] >= stop_after) or (
@@ -131,17 +178,20 @@ def meta_train(
             ):
                 break
     except KeyboardInterrupt:
-        print(f"interrupted at epoch {ck['epoch']}; checkpoint saved, rerun with resume to continue")
-        checkpoint()
+        print(f"interrupted during epoch {safe['epoch'] + 1}; checkpoint saved as of epoch {safe['epoch']}, "
+              "rerun to continue")
+        checkpoint(safe)
         raise
     bar.close()
-    checkpoint()
-    return ck
+    checkpoint(safe)
+    return safe
 
 
 def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", retrain: bool = False,
                   progress: bool = True, compile: bool = False) -> tuple[torch.nn.Module, dict]:
     """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
-    config is there, resumed when an unfinished one is, trained afresh otherwise or on `retrain`."""
-    ck = meta_train(config, path, device=device, resume=not retrain, progress=progress, compile=compile)
+    config is there, resumed when an unfinished one is, trained afresh when there is none or on
+    `retrain` (another recipe at `path` is an error: `meta_train`)."""
+    with locked(path):  # chapters run in parallel share checkpoints: one trains, the other then loads
+        ck = meta_train(config, path, device=device, fresh=retrain, progress=progress, compile=compile)
     return optimizer_from(ck, device, compile=compile), ck

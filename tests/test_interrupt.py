@@ -1,0 +1,42 @@
+"""A training process killed in the middle of an epoch (SIGKILL: no chance to save; SIGINT: Ctrl-C,
+which saves) resumes to exactly the run that was never interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from l2l.cli import main
+from l2l.training import load_checkpoint
+
+ARGS = ["train", "--problem", "quadratic:dim=5", "--scale", "smoke", "--epochs", "300", "--eval-every", "10",
+        "--runs", "2", "--steps", "20", "--unroll", "5", "--no-progress"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_training_resumes_to_the_uninterrupted_run(tmp_path, sig):
+    whole, cut = tmp_path / "whole.pt", tmp_path / "cut.pt"
+    main(ARGS + ["--out", str(whole)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "l2l", *ARGS, "--out", str(cut)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not cut.exists():  # the first checkpoint (epoch 10), then somewhere in the epochs after it
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before it was killed"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) != 0
+    stopped = load_checkpoint(cut)
+    assert 10 <= stopped["epoch"] < 300, stopped["epoch"]
+    main(ARGS + ["--out", str(cut)])  # the same command resumes
+    a, b = load_checkpoint(whole), load_checkpoint(cut)
+    strip = lambda history: [(h["epoch"], h["train"], h["val"]) for h in history]
+    assert strip(b["history"]) == strip(a["history"])
+    torch.testing.assert_close(b["weights"], a["weights"], rtol=0, atol=0)
+    torch.testing.assert_close(b["best"]["weights"], a["best"]["weights"], rtol=0, atol=0)
+    assert b["skipped"] == a["skipped"] and b["epoch"] == 300
