@@ -1,6 +1,8 @@
 # Two entry points on a fresh clone: `make book` (the main job) and `make test`.
 # Each creates .venv with the pinned requirements when it is missing.
-#   make book [SCALE=paper] [DEVICE=cpu|cuda] [RETRAIN=1] [JOBS=1]   (JOBS chapters at once)
+#   make book [SCALE=paper] [DEVICE=cpu|cuda] [RETRAIN=1 | RECOMPUTE=1] [JOBS=1]   (JOBS chapters at once)
+#     default: reuse data/ (checkpoints, tuned rates, test curves); RECOMPUTE=1 tunes and tests again
+#     with the committed optimizers; RETRAIN=1 meta-trains them again too
 #   make test
 #   make lab     (JupyterLab on the chapter sources in notebooks/, with the project's kernel)
 
@@ -9,6 +11,7 @@ PYTHON  := $(VENV)/bin/python
 SCALE   ?= paper
 DEVICE  ?= cpu
 RETRAIN ?= 0
+RECOMPUTE ?= 0
 JOBS    ?= 1
 SMOKE   ?= .smoke
 
@@ -29,7 +32,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: $(VENV)/.installed
-	$(PYTHON) -m l2l book --scale $(SCALE) --device $(DEVICE) $(if $(filter 1,$(RETRAIN)),--retrain) --jobs $(JOBS) --build
+	$(PYTHON) -m l2l book --scale $(SCALE) --device $(DEVICE) $(if $(filter 1,$(RETRAIN)),--retrain) $(if $(filter 1,$(RECOMPUTE)),--recompute) --jobs $(JOBS) --build
 
 test: pytest smoke
 

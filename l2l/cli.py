@@ -5,7 +5,7 @@
     python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
                            [--baselines sgd,rmsprop,adam,nag] [--steps N] [--runs N] [--seed S] --json OUT
     python -m l2l bench    [--device D] [--json OUT]
-    python -m l2l book     [--scale S] [--device D] [--retrain] [--out DIR] [--build]
+    python -m l2l book     [--scale S] [--device D] [--retrain | --recompute] [--jobs N] [--out DIR] [--build]
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def cmd_book(args):
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     out = Path(args.out)
     try:
-        execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters, jobs=args.jobs)
+        execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters, jobs=args.jobs,
+                recompute=args.recompute)
     except ChapterFailures as failures:
         for name, text in failures.failed.items():
             print(f"--- {name} failed:\n{text.strip()[-2000:]}", file=sys.stderr)
@@ -269,7 +270,9 @@ def parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("book", help="execute the chapters with papermill (and build the HTML)")
     common(k)
-    k.add_argument("--retrain", action="store_true", help="recompute trained optimizers and tunings")
+    k.add_argument("--retrain", action="store_true", help="meta-train, tune and test again (each checkpoint once)")
+    k.add_argument("--recompute", action="store_true",
+                   help="tune and test again, reusing the trained optimizers (no cached rates or curves)")
     k.add_argument("--out", default=".", help="book root to write book/*.ipynb under (default .)")
     k.add_argument("--chapters", nargs="*", help="notebook names (default: every chapter in _toc.yml)")
     k.add_argument("--build", action="store_true", help="then run jupyter-book build")

@@ -12,6 +12,7 @@ from typing import Any, Iterator, NamedTuple
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.problems import Task
 
 
@@ -28,6 +29,10 @@ class Step(NamedTuple):
 
 def begin(task: Task, opt) -> tuple[Tensor, Any, Tensor, Tensor]:
     """Where every run starts: θ_0, the optimizer's initial state, f(θ_0) and ∇_0."""
+    weights = next(opt.parameters(), None) if isinstance(opt, torch.nn.Module) else None
+    if weights is not None and weights.device != task.theta.device:
+        raise UserError(f"the optimizer's weights are on {weights.device} and the task on {task.theta.device}: "
+                        "move one, e.g. opt.to(device)")
     state = opt.init(task.theta, task.groups)
     f, grad = task.loss_and_grad(task.theta)
     return task.theta, state, f, grad

@@ -64,6 +64,9 @@ def atomic_write(path: str | Path, content: str | bytes | Callable[[IO[bytes]], 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private (0600): give it an ordinary file's mode
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(content):

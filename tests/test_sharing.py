@@ -9,8 +9,7 @@ import torch
 from l2l.analysis import memory_drift, update_profile
 from l2l.loop import run
 from l2l.optimizers import SGD, LSTMConfig, QuasiNewton, SharingConfig, SharingOptimizer, make_optimizer
-from l2l.optimizers.sharing import (bfgs_write, global_average, memory_bfgs, memory_init, memory_read,
-                                    memory_write)
+from l2l.optimizers.sharing import bfgs_write, memory_bfgs, memory_init, memory_read, memory_write
 from l2l.problems import derive_seed, make_problem
 from l2l.training import TrainConfig, meta_train, optimizer_from
 

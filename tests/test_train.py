@@ -152,12 +152,16 @@ def test_a_finished_constant_rate_run_is_extended_by_more_epochs(tmp_path):
 
 
 def test_best_weights_are_a_copy_even_when_no_validation_is_finite(tmp_path):
-    config = dataclasses.replace(SMALL, meta_lr=1e3, epochs=2, eval_every=1)  # diverges at once
+    # updates of 1e30: every loss is infinite, every epoch skipped, no validation finite
+    config = dataclasses.replace(SMALL, optimizer=LSTMConfig(preprocess=None, output_scale=1e30), epochs=2,
+                                 eval_every=1)
     ck = meta_train(config, tmp_path / "nan.pt", progress=False)
-    fresh = LSTMOptimizer(config.optimizer, seed=config.seed)
-    if not all(math.isfinite(h["val"]) for h in ck["history"]):
-        assert ck["best"]["epoch"] == 0
-        torch.testing.assert_close(ck["best"]["weights"], fresh.state_dict(), rtol=0, atol=0)
+    assert ck["epoch"] == 2 and ck["skipped"] == 2 and all(h["val"] == math.inf for h in ck["history"])
+    assert ck["best"]["epoch"] == 0
+    torch.testing.assert_close(ck["best"]["weights"], LSTMOptimizer(config.optimizer, seed=config.seed).state_dict(),
+                               rtol=0, atol=0)
+    live = optimizer_from(ck, which="last").state_dict()
+    assert all(w.data_ptr() != v.data_ptr() for w, v in zip(ck["best"]["weights"].values(), live.values()))
     assert all(w.data_ptr() != v.data_ptr() for w, v in zip(ck["best"]["weights"].values(), ck["weights"].values()))
 
 
@@ -197,7 +201,7 @@ def test_every_committed_checkpoint_loads_safely(name):
     path = next(CHECKPOINTS.glob(f"**/{name}"))
     ck = load_checkpoint(path)
     opt = optimizer_from(ck)
-    assert sum(p.numel() for p in opt.parameters()) > 0 and ck["epoch"] == ck["config"]["epochs"]
+    assert sum(p.numel() for p in opt.parameters()) > 0 and 0 < ck["epoch"] <= ck["config"]["epochs"]
 
 
 def test_nan_meta_loss_is_skipped_and_weights_untouched():
@@ -260,7 +264,7 @@ def test_clipping_bounds_the_meta_gradient():
 
 
 def test_older_checkpoints_without_new_fields_still_match(tmp_path):
-    ck = meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=2)
+    meta_train(SMALL, tmp_path / "old.pt", progress=False, stop_after=2)
     saved = load_checkpoint(tmp_path / "old.pt")
     for field in ("schedule", "clip"):  # as written before these fields existed
         del saved["config"][field]
@@ -325,3 +329,28 @@ def test_meta_train_with_cuda_graphs_equals_eager_meta_train(tmp_path):
     assert graphed["history"][-1]["val"] == pytest.approx(eager["history"][-1]["val"], rel=1e-4)
     for k, v in eager["weights"].items():
         torch.testing.assert_close(graphed["weights"][k], v, rtol=1e-4, atol=1e-6)
+
+
+def test_a_retraining_book_run_trains_each_checkpoint_once(tmp_path, monkeypatch):
+    """With RETRAIN, a chapter that loads a checkpoint another chapter of the same run has just
+    retrained (written after the run's start) loads it instead of training it a second time."""
+    import time
+
+    from l2l.training import load_or_train
+    from l2l.training.meta_train import RETRAINED_SINCE
+
+    path = tmp_path / "q.pt"
+    meta_train(dataclasses.replace(SMALL, seed=9), path, progress=False)  # an old one, another recipe
+    monkeypatch.setenv(RETRAINED_SINCE, repr(time.time() + 3600))  # the run started after it: retrain
+    _, ck = load_or_train(SMALL, path, retrain=True, progress=False)
+    assert ck["epoch"] == SMALL.epochs and load_checkpoint(path)["config"]["seed"] == SMALL.seed
+    monkeypatch.setenv(RETRAINED_SINCE, repr(path.stat().st_mtime - 1))  # written by this run: reuse
+    before = path.read_bytes()
+    load_or_train(SMALL, path, retrain=True, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_an_optimizer_on_another_device_than_its_task_is_a_clear_error():
+    task = make_problem("quadratic").sample(2, seed=0, device="meta")
+    with pytest.raises(UserError, match="weights are on cpu and the task on meta"):
+        run(task, LSTMOptimizer(LSTMConfig(preprocess=None)), 3)

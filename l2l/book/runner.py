@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from l2l.errors import UserError
 from l2l.runtime import repository
+from l2l.training.meta_train import RETRAINED_SINCE
 
 ROOT = repository() or Path.cwd()  # the book is built from a checkout of the project
 NOTEBOOKS = ROOT / "notebooks"
@@ -157,9 +159,19 @@ def _execute_one(name: str, threads: int, parameters: dict, out: str) -> float:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)  # the kernel inherits them (and torch reads them at start)
     start = time.perf_counter()
-    pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", Path(out) / "book" / f"{name}.ipynb",
-                        parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
-                        progress_bar=False)
+    target = Path(out) / "book" / f"{name}.ipynb"
+    # executed into a copy of its own, so a chapter that fails or is cut short never replaces the
+    # book's; a failed one is kept beside it as <name>.failed.ipynb, showing the failing cell
+    partial, failed = target.with_name(f".{name}.partial.ipynb"), target.with_name(f"{name}.failed.ipynb")
+    try:
+        pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", partial, parameters=parameters, cwd=str(NOTEBOOKS),
+                            kernel_name="python3", progress_bar=False)
+    except BaseException:
+        if partial.exists():
+            os.replace(partial, failed)
+        raise
+    os.replace(partial, target)
+    failed.unlink(missing_ok=True)
     return time.perf_counter() - start
 
 
@@ -173,13 +185,18 @@ class _Chapter:
         return _execute_one(name, threads, self.parameters, self.out)
 
 
-def execute(scale: str, device: str, out: Path, retrain: bool = False, names=None, jobs: int = 1):
+def execute(scale: str, device: str, out: Path, retrain: bool = False, names=None, jobs: int = 1,
+            recompute: bool = False):
     """Run every chapter (or the named ones) into `out/book/`; at smoke scale the drafts too.
 
     Artifacts (trained optimizers, tuned rates) go to the project's `data/` when `out` is the
     project itself, and to `out/data/` otherwise, so a smoke run never touches the committed ones.
     `jobs` chapters run at once (module docstring). Prints each chapter's wall time and the total;
     raises `ChapterFailures` when any failed, after the others finished.
+
+    retrain: meta-train, tune and test again (each checkpoint once: a chapter that loads one
+        another chapter of this run retrained reuses it, see `l2l.training.load_or_train`).
+    recompute: tune and test again, reusing the trained optimizers (no cached rates or curves).
     """
     os.environ["L2L_PROGRESS"] = "0"  # the kernels inherit it: no progress bars stored in chapters
     if os.environ.get("L2L_DATA_MIRROR"):  # kernels run in notebooks/: a relative path would break
@@ -189,10 +206,12 @@ def execute(scale: str, device: str, out: Path, retrain: bool = False, names=Non
     names = list(names or (chapters() + drafts() if scale == "smoke" else chapters()))
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").exists()]
     if unknown:
-        raise ValueError(f"no notebook(s) {', '.join(unknown)} in {NOTEBOOKS}")
+        raise UserError(f"no notebook(s) {', '.join(unknown)} in {NOTEBOOKS}")
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    parameters = {"scale": scale, "device": device, "retrain": retrain}
+        raise UserError(f"jobs must be at least 1, got {jobs}")
+    parameters = {"scale": scale, "device": device, "retrain": retrain, "recompute": recompute}
+    if retrain:  # the kernels inherit it: what this run has trained already counts as retrained
+        os.environ[RETRAINED_SINCE] = repr(time.time())
     if out != ROOT:
         parameters["artifacts"] = str(out / "data")
     (out / "book").mkdir(parents=True, exist_ok=True)
@@ -201,7 +220,7 @@ def execute(scale: str, device: str, out: Path, retrain: bool = False, names=Non
     start = time.perf_counter()
     results = schedule(names, jobs, _Chapter(parameters, out), log=log)
     total = time.perf_counter() - start
-    log("chapter times: " + ", ".join(
+    log("chapter times (papermill's): " + ", ".join(
         f"{n} {r:.0f} s" if isinstance(r, float) else f"{n} failed" for n, r in results.items()))
     log(f"total: {total:.0f} s with {jobs} job(s)")
     failed = {n: str(r) for n, r in results.items() if isinstance(r, BaseException)}

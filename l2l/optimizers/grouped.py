@@ -54,7 +54,7 @@ class GroupedLSTM(Learned):
         """A copy whose LSTM for `group` proposes no update (that group's parameters stay at θ_0):
         an ablation that shows what each LSTM contributes."""
         quiet = copy.deepcopy(self)
-        with torch.no_grad():  # a zero head: the weights, not the config, say so (`l2l.evaluation.fingerprint`)
+        with torch.no_grad():  # a zero head: the weights say so, not the config (`evaluation.fingerprint`)
             quiet.nets[group].head.weight.zero_()
             quiet.nets[group].head.bias.zero_()
         return quiet

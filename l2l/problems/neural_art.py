@@ -25,7 +25,6 @@ photos, neither of which can be had offline here:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def meta_train(
     if path and path.exists() and not fresh:
         saved = load_checkpoint(path, device)
         if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
-            changes = "; ".join(f"{k}: {a!r} there, {b!r} asked" for k, (a, b) in _conflict(saved["config"], config).items())
+            changes = "; ".join(f"{k}: {a!r} there, {b!r} asked"
+                                for k, (a, b) in _conflict(saved["config"], config).items())
             raise UserError(f"{path} holds another recipe ({changes}); choose another output file, "
                             "or force training afresh over it")
         ck = {**saved, "config": config.to_dict()}
@@ -187,11 +189,22 @@ def meta_train(
     return safe
 
 
+# Set by the book runner when it retrains: a checkpoint written after this time (seconds since
+# the epoch) was retrained by this very run, so another chapter that loads it does not train again.
+RETRAINED_SINCE = "L2L_RETRAINED_SINCE"
+
+
+def _retrained_already(path: Path) -> bool:
+    since = os.environ.get(RETRAINED_SINCE)
+    return bool(since) and path.exists() and path.stat().st_mtime >= float(since)
+
+
 def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", retrain: bool = False,
                   progress: bool = True, compile: bool = False) -> tuple[torch.nn.Module, dict]:
     """The optimizer for `config`: loaded from `path` when a finished checkpoint of the same
     config is there, resumed when an unfinished one is, trained afresh when there is none or on
     `retrain` (another recipe at `path` is an error: `meta_train`)."""
     with locked(path):  # chapters run in parallel share checkpoints: one trains, the other then loads
-        ck = meta_train(config, path, device=device, fresh=retrain, progress=progress, compile=compile)
+        fresh = retrain and not _retrained_already(Path(path))
+        ck = meta_train(config, path, device=device, fresh=fresh, progress=progress, compile=compile)
     return optimizer_from(ck, device, compile=compile), ck
