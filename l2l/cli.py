@@ -178,8 +178,6 @@ def cmd_bench(args):
 def cmd_book(args):
     from l2l.book.runner import ChapterFailures, build, execute
 
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     out = Path(args.out)
     try:
         execute(args.scale, args.device, out, retrain=args.retrain, names=args.chapters, jobs=args.jobs,
@@ -276,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=".", help="book root to write book/*.ipynb under (default .)")
     k.add_argument("--chapters", nargs="*", help="notebook names (default: every chapter in _toc.yml)")
     k.add_argument("--build", action="store_true", help="then run jupyter-book build")
-    k.add_argument("--jobs", type=int, default=1,
+    k.add_argument("--jobs", type=_positive(int), default=1,
                    help="chapters executed at once, each kernel on OMP_NUM_THREADS/jobs threads (default 1)")
     k.set_defaults(func=cmd_book)
     return p

@@ -69,8 +69,6 @@ class LearnedOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, params, checkpoint: str | Path = "mnist", which: str = "best"):
-        if which not in ("best", "last"):
-            raise UserError(f"which must be 'best' or 'last', got {which!r}")
         path = resolve(checkpoint)
         ck = load_checkpoint(path)
         config = TrainConfig.from_dict(ck["config"])

@@ -14,6 +14,7 @@ from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
 from l2l.runtime import checkpoints_dir, results_dir
 from l2l.training import TrainConfig
+from l2l.training.config import flat_recipe
 
 SCALES = ("smoke", "paper")
 
@@ -84,13 +85,10 @@ def test_settings(spec: str, scale: str = "paper") -> dict:
 def variant(config: TrainConfig, preset: TrainConfig) -> str:
     """A file-name part naming every field in which `config` differs from the `preset` recipe,
     e.g. 'epochs600-seed3' or 'groups1' ('' when it is the preset itself)."""
-    def flat(c: TrainConfig) -> dict:
-        d = c.to_dict()
-        return {**{k: v for k, v in d.items() if k not in ("optimizer", "problem")}, **d["optimizer"]}
-
-    mine, base = flat(config), flat(preset)
+    mine, base = flat_recipe(config.to_dict()), flat_recipe(preset.to_dict())
     text = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
-    return "-".join(f"{k.replace('_', '')}{text(v)}" for k, v in mine.items() if v != base.get(k))
+    name = lambda k: k.removeprefix("optimizer.").replace("_", "")
+    return "-".join(f"{name(k)}{text(v)}" for k, v in mine.items() if k != "problem" and v != base.get(k))
 
 
 def _name(spec: str, scale: str, variant: str = "") -> str:

@@ -11,6 +11,13 @@ from l2l.optimizers import LSTMConfig, OptimizerConfig, config_from_dict, config
 from l2l.problems import make_problem
 
 
+def flat_recipe(stored: dict) -> dict:
+    """A recipe as a checkpoint stores it (`TrainConfig.to_dict`), on one level: the optimizer's
+    fields named `optimizer.<field>`."""
+    return {**{k: v for k, v in stored.items() if k != "optimizer"},
+            **{f"optimizer.{k}": v for k, v in stored.get("optimizer", {}).items()}}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One meta-training recipe. Defaults follow the paper where it speaks, else the code."""

@@ -24,7 +24,7 @@ from l2l.optimizers import LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
 from l2l.runtime import hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
-from l2l.training.config import TrainConfig
+from l2l.training.config import TrainConfig, flat_recipe
 from l2l.training.unroll import GraphedUnroll, train_epoch
 
 
@@ -40,11 +40,7 @@ def validate(opt, config: TrainConfig, device) -> float:
 def _conflict(saved: dict, config: TrainConfig) -> dict:
     """The recipe fields in which a checkpoint's stored recipe differs from `config`,
     {field: (stored, requested)} (the optimizer's fields prefixed `optimizer.`)."""
-    want = config.to_dict()
-    have = {**{k: v for k, v in saved.items() if k != "optimizer"},
-            **{f"optimizer.{k}": v for k, v in saved.get("optimizer", {}).items()}}
-    want = {**{k: v for k, v in want.items() if k != "optimizer"},
-            **{f"optimizer.{k}": v for k, v in want["optimizer"].items()}}
+    have, want = flat_recipe(saved), flat_recipe(config.to_dict())
     return {k: (have.get(k), v) for k, v in want.items() if have.get(k, v) != v}
 
 
