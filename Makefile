@@ -1,6 +1,6 @@
 # Two entry points on a fresh clone: `make book` (the main job) and `make test`.
 # Each creates .venv with the pinned requirements when it is missing.
-#   make book [SCALE=paper] [DEVICE=cpu|cuda] [RETRAIN=1 | RECOMPUTE=1] [JOBS=1]   (JOBS chapters at once)
+#   make book [SCALE=book] [DEVICE=cpu|cuda] [RETRAIN=1 | RECOMPUTE=1] [JOBS=1]   (JOBS chapters at once)
 #     default: reuse data/ (checkpoints, tuned rates, test curves); RECOMPUTE=1 tunes and tests again
 #     with the committed optimizers; RETRAIN=1 meta-trains them again too
 #   make test
@@ -8,7 +8,7 @@
 
 VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
-SCALE   ?= paper
+SCALE   ?= book
 DEVICE  ?= cpu
 RETRAIN ?= 0
 RECOMPUTE ?= 0

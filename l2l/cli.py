@@ -1,9 +1,11 @@
 """Command line: headless reruns of everything the book shows.
 
-    python -m l2l train    --problem SPEC [--scale smoke|paper] [--device cpu|cuda] [--out CKPT] [--force]
+    python -m l2l train    --problem SPEC [--scale smoke|book] [--device cpu|cuda] [--out CKPT] [--force]
                            [recipe options: --epochs --meta-lr --seed --steps --unroll ...; see train -h]
+    python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [recipe options] [--max-minutes M]
     python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
                            [--baselines sgd,rmsprop,adam,nag] [--steps N] [--runs N] [--seed S] --json OUT
+    python -m l2l ledger   [--results DIR]   (which of the paper's claims hold, from the results)
     python -m l2l bench    [--device D] [--json OUT]
     python -m l2l book     [--scale S] [--device D] [--retrain | --recompute] [--jobs N] [--out DIR] [--build]
 """
@@ -11,6 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -84,6 +88,19 @@ def _recipe(args):
     return config
 
 
+@contextlib.contextmanager
+def _terminate_saves():
+    """SIGTERM (`kill`, a scheduler's stop) as Ctrl-C: training saves its last whole epoch. A job
+    started in the background by a shell ignores SIGINT, so `kill` is how one stops it."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def cmd_train(args):
     from l2l.book.presets import checkpoint_path, train_config, variant
     from l2l.training import meta_train
@@ -93,12 +110,36 @@ def cmd_train(args):
     out = Path(args.out) if args.out else checkpoint_path(
         args.problem, args.scale, variant=variant(config, train_config(args.problem, args.scale)))
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
-    ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
-                    max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
+    with _terminate_saves():
+        ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
+                        max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
     best = ck["best"]
     status = "done" if ck["epoch"] >= config.epochs else "stopped early; the same command continues it"
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
           f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
+
+
+def cmd_sweep(args):
+    from l2l.book.presets import results_path
+    from l2l.problems import make_problem
+    from l2l.runtime import checkpoints_dir
+    from l2l.training.sweep import sweep
+
+    config = _recipe(args)
+    if "meta_lr" in vars(args):
+        raise UserError("a sweep draws the meta-learning rate: give --low and --high instead of --meta-lr")
+    name = f"sweep-{make_problem(args.problem).slug}-{args.sweep_seed}"
+    table = results_path(args.problem, args.scale, name=name)  # its trials: checkpoints/sweeps/<name>-trial<k>.pt
+    with _terminate_saves():
+        result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
+                       args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes)
+    for r in result["rows"]:
+        mark = " <- winner" if r["trial"] == result["winner"] else ""
+        print(f"trial {r['trial']}: meta-lr {r['meta_lr']:g}, {r['epochs']} epochs"
+              f"{'' if r['finished'] else ' (unfinished)'}, best validation {r['best_val']:.4g} at epoch "
+              f"{r['best_epoch']}, {r['minutes']:.1f} min{mark}")
+    done = "" if result["complete"] else "; unfinished: the same command continues"
+    print(f"-> {table}{done}")
 
 
 def _labels(args, paths: list[str]) -> list[str]:
@@ -133,7 +174,8 @@ def _check_family(problem, config, path: str):
 
 def cmd_evaluate(args):
     from l2l.book.presets import test_settings
-    from l2l.evaluation import compare, save
+    from l2l.book.report import ranking
+    from l2l.evaluation import compare, recorded_steps, save
     from l2l.problems import make_problem
     from l2l.runtime import results_dir
     from l2l.training import TrainConfig, load_checkpoint, optimizer_from
@@ -162,7 +204,20 @@ def cmd_evaluate(args):
     for label, c in curves.items():
         lr = f" (lr {c.lr:g})" if c.lr is not None else ""
         print(f"{label:>8}{lr}: final loss {c.final:.4g} ± {c.final_ci95:.2g}")
-    print(f"-> {args.json}")
+    for label in optimizers:
+        print(ranking(curves, label))
+    print(f"-> {args.json} (with each test run's numbers at steps {', '.join(map(str, recorded_steps(steps)))})")
+
+
+def cmd_ledger(args):
+    from l2l.book import ledger
+    from l2l.runtime import results_dir
+
+    rows = ledger.ledger(ledger.CLAIMS, args.results or results_dir())
+    for r in rows:
+        print(f"{r.verdict:>10}  {r.claim.claim}: {r.ours}; difference {r.difference}; "
+              f"{r.runs} runs; trained optimizers holding {r.trained}" + (f" [{r.note}]" if r.note else ""))
+    print(ledger.summary(rows))
 
 
 def cmd_bench(args):
@@ -191,24 +246,8 @@ def cmd_book(args):
         build(out, strict=args.scale == "smoke")
 
 
-def parser() -> argparse.ArgumentParser:
-    from l2l.book.presets import SCALES
-
-    p = argparse.ArgumentParser(prog="python -m l2l", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def common(q):
-        q.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:1, ...")
-        q.add_argument("--scale", choices=SCALES, default="paper")
-
-    t = sub.add_parser("train", help="meta-train a learned optimizer (resumes an unfinished run)")
-    t.add_argument("--problem", required=True, help="e.g. quadratic, mnist:hidden=20")
-    common(t)
-    t.add_argument("--out", help="checkpoint file (default: data/checkpoints/<problem>[-<each option that "
-                                 "changes the scale's recipe>].pt)")
-    t.add_argument("--force", action="store_true",
-                   help="train afresh even over a finished checkpoint or one of another recipe")
+def _recipe_options(t):
+    """The options that change the scale's recipe (train and sweep share them)."""
     recipe = t.add_argument_group("recipe (default: the scale's preset)", argument_default=argparse.SUPPRESS)
     recipe.add_argument("--epochs", type=_positive(int), help="runs of --steps steps; more than a finished "
                         "constant-rate run's extends it")
@@ -232,6 +271,27 @@ def parser() -> argparse.ArgumentParser:
                       "problem's; cifar has 2, --groups 1 shares one LSTM)")
     arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
     arch.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
+
+
+def parser() -> argparse.ArgumentParser:
+    from l2l.book.presets import SCALES
+
+    p = argparse.ArgumentParser(prog="python -m l2l", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q):
+        q.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:1, ...")
+        q.add_argument("--scale", choices=SCALES, default="book")
+
+    t = sub.add_parser("train", help="meta-train a learned optimizer (resumes an unfinished run)")
+    t.add_argument("--problem", required=True, help="e.g. quadratic, mnist:hidden=20")
+    common(t)
+    t.add_argument("--out", help="checkpoint file (default: data/checkpoints/<problem>[-<each option that "
+                                 "changes the scale's recipe>].pt)")
+    t.add_argument("--force", action="store_true",
+                   help="train afresh even over a finished checkpoint or one of another recipe")
+    _recipe_options(t)
     run = t.add_argument_group("running")
     run.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long")
     run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
@@ -239,6 +299,21 @@ def parser() -> argparse.ArgumentParser:
                      help="replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    w = sub.add_parser("sweep", help="random search over the meta-learning rate (the paper's protocol), "
+                                     "each trial a resumable checkpoint; the winner by validation")
+    w.add_argument("--problem", required=True, help="e.g. mnist")
+    common(w)
+    w.add_argument("--trials", type=_positive(int), default=8, help="recipes tried (default 8)")
+    w.add_argument("--low", type=_positive(float), default=1e-4, help="smallest meta-learning rate drawn")
+    w.add_argument("--high", type=_positive(float), default=1e-2, help="largest meta-learning rate drawn")
+    w.add_argument("--sweep-seed", type=int, default=0, help="names the draws (and the trials' files)")
+    _recipe_options(w)
+    w.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long; "
+                   "the same command continues")
+    w.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")
     e.add_argument("--problem", help="SPEC to test on (default: the first optimizer's training problem)")
@@ -258,6 +333,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", required=True, help="output file")
     common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    g = sub.add_parser("ledger", help="which of the paper's claims hold, computed from data/results")
+    g.add_argument("--results", help="results folder (default: the project's data/results)")
+    g.set_defaults(func=cmd_ledger)
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")

@@ -7,9 +7,10 @@ from l2l.evaluation import LR_GRID, compare, mean_ci, t_quantile, tune
 from l2l.problems import make_problem
 
 
-@pytest.mark.parametrize("df,expected", [(4, 2.776), (9, 2.262), (19, 2.093), (99, 1.984), (10_000, 1.960)])
+@pytest.mark.parametrize("df,expected", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (19, 2.093),
+                                         (99, 1.984), (10_000, 1.960)])
 def test_t_quantile_matches_tables(df, expected):
-    assert t_quantile(df) == pytest.approx(expected, abs=2e-3)
+    assert t_quantile(df) == pytest.approx(expected, abs=1e-3)  # also at df = 1 (Cornish-Fisher was 11% low)
 
 
 def test_mean_ci_by_hand():
@@ -51,3 +52,114 @@ def test_finished_curves_are_read_back_and_keyed_by_what_ran(tmp_path):
     # learned optimizers are named by their weights: same seed, same name; other weights, another
     assert fingerprint(LSTMOptimizer(seed=1)) == fingerprint(LSTMOptimizer(seed=1))
     assert fingerprint(LSTMOptimizer(seed=1)) != fingerprint(LSTMOptimizer(seed=2))
+
+
+def test_paired_difference_by_hand():
+    from l2l.evaluation import paired
+
+    # d = a - b = [-0.5, -0.5, -0.2, -0.9]: mean -0.525, sd 0.28723, se 0.143614, t(3) = 3.18245
+    p = paired([1, 2, 3, 4], [1.5, 2.5, 3.2, 4.9])
+    assert p.diff == pytest.approx(-0.525)
+    assert (p.low, p.high) == (pytest.approx(-0.98205, abs=1e-4), pytest.approx(-0.06795, abs=1e-4))
+    assert p.verdict == "holds" and p.runs == 4 and p.method == "paired t"
+    assert paired([1.5, 2.5, 3.2, 4.9], [1, 2, 3, 4]).verdict == "fails"
+    assert paired([1, 2, 3, 4], [1.1, 1.9, 3.2, 3.9]).verdict == "tie"
+
+
+def test_paired_is_narrower_than_unpaired_intervals_when_runs_share_functions():
+    """Two optimizers on the same hard and easy functions: the per-function spread cancels."""
+    from l2l.evaluation import paired
+
+    hardness = torch.linspace(1, 10, 20)
+    a, b = hardness * 0.9, hardness  # A is 10% lower on every function
+    _, half_a = mean_ci(a[:, None].double())
+    assert (a.mean() - b.mean()).abs() < 2 * half_a.item()  # the unpaired intervals overlap...
+    assert paired(a.numpy(), b.numpy()).verdict == "holds"  # ...the paired comparison decides
+
+
+def test_paired_counts_a_diverged_run_against_the_optimizer_that_diverged():
+    from l2l.evaluation import paired
+
+    inf, nan = float("inf"), float("nan")
+    p = paired([inf] * 8 + [1.0] * 2, [0.5] * 10)
+    assert p.verdict == "fails" and "sign test" in p.method and p.low != p.low
+    assert paired([0.5] * 10, [nan] * 9 + [1.0]).verdict == "holds"
+    assert paired([inf, 0.1], [inf, 0.2]).verdict == "tie"  # one run each way at most: no evidence
+    with pytest.raises(ValueError):
+        paired([1.0, 2.0], [1.0])
+
+
+def test_curves_keep_per_run_losses_and_means_over_the_run():
+    from l2l.evaluation import Curve, recorded_steps
+
+    assert recorded_steps(100) == [0, 1, 2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100]
+    assert recorded_steps(7)[-1] == 7
+    losses = torch.tensor([[4.0, 3.0, 2.0, 1.0], [2.0, 2.0, 1.0, 0.0]])
+    c = Curve.of("X", losses)
+    assert c.at(2).tolist() == [2.0, 1.0] and c.at(-1).tolist() == [1.0, 0.0]
+    assert c.mean_to(-1).tolist() == [2.0, 1.0]  # mean of steps 1..3
+    assert c.mean_to(2).tolist() == [2.5, 1.5] and c.runs == 2
+    cut = c.upto(2)
+    assert cut.steps == 2 and cut.at(-1).tolist() == [2.0, 1.0] and cut.mean_to(-1).tolist() == [2.5, 1.5]
+    with pytest.raises(ValueError, match="kept at steps"):
+        Curve.of("Y", torch.rand(3, 12)).at(9)
+    with pytest.raises(ValueError, match="no per-run numbers"):
+        Curve("old", [1.0], [0.0]).at(0)
+
+
+def test_a_cached_curve_goes_stale_when_the_code_computes_something_else(tmp_path, monkeypatch):
+    """The cache is keyed by what ran, and checked against what the code computes now: a change in
+    the problem's loss recomputes; the same numbers from other code (a refactor) are reused."""
+    from l2l.evaluation import test_curve
+    from l2l.optimizers import make_baseline
+    from l2l.problems.quadratic import Quadratic
+
+    problem = make_problem("quadratic:dim=3")
+    first = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    stamp = next(tmp_path.glob("*.json")).stat().st_mtime_ns
+    sample = Quadratic.sample
+
+    def refactored(self, runs, seed, device="cpu"):  # other code, the same function
+        task = sample(self, runs, seed, device)
+        return type(task)(task.theta.clone(), lambda theta, batch: task.loss(theta, batch), task.batch)
+
+    monkeypatch.setattr(Quadratic, "sample", refactored)
+    again = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert again == first and next(tmp_path.glob("*.json")).stat().st_mtime_ns == stamp  # read back
+
+    def changed(self, runs, seed, device="cpu"):  # a "fix" to the loss: now it computes 2 f
+        task = sample(self, runs, seed, device)
+        return type(task)(task.theta, lambda theta, batch: 2 * task.loss(theta, batch), task.batch)
+
+    monkeypatch.setattr(Quadratic, "sample", changed)
+    fixed = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert fixed.mean[0] == pytest.approx(2 * first.mean[0])  # recomputed, not the stale numbers
+    assert len(list(tmp_path.glob("*.json"))) == 1  # and it replaced the stale file
+    assert fixed.cost["seconds"] >= 0 and "thread" in fixed.cost["hardware"]
+
+
+def test_tuned_rates_are_retuned_when_the_baseline_computes_something_else(tmp_path, monkeypatch):
+    from l2l.evaluation import tuning
+    from l2l.optimizers import baselines
+
+    problem, cache = make_problem("quadratic:dim=3"), tmp_path / "rates.json"
+    calls = []
+    tune = tuning.tune
+    monkeypatch.setattr(tuning, "tune", lambda *a, **k: calls.append(a[1]) or tune(*a, **k))
+    first = tuning.tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=cache, progress=False)
+    assert tuning.tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=cache, progress=False) == first
+    assert calls == ["sgd"]  # the second call read the cache
+    monkeypatch.setattr(baselines.SGD, "step", lambda self, grad, state: (-2 * self.lr * grad, state))
+    tuning.tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=cache, progress=False)
+    assert calls == ["sgd", "sgd"]  # SGD's step changed: tuned again
+    tuning.tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=cache, progress=False, refresh=True)
+    assert calls == ["sgd", "sgd", "sgd"]
+
+
+def test_save_and_load_keep_per_run_numbers(tmp_path):
+    from l2l.evaluation import Curve, load, save
+
+    curves = {"A": Curve.of("A", torch.rand(5, 11)), "B": Curve.of("B", torch.rand(5, 11), lr=0.1)}
+    save(curves, tmp_path / "r.json", problem="quadratic", trained=["A"])
+    back, meta = load(tmp_path / "r.json")
+    assert back == curves and meta["trained"] == ["A"] and meta["problem"] == "quadratic"

@@ -1,5 +1,5 @@
 """A training process killed in the middle of an epoch (SIGKILL: no chance to save; SIGINT: Ctrl-C,
-which saves) resumes to exactly the run that was never interrupted."""
+and SIGTERM: `kill`, which save) resumes to exactly the run that was never interrupted."""
 
 import os
 import signal
@@ -17,7 +17,7 @@ ARGS = ["train", "--problem", "quadratic:dim=5", "--scale", "smoke", "--epochs",
         "--runs", "2", "--steps", "20", "--unroll", "5", "--no-progress"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"])
 def test_a_killed_training_resumes_to_the_uninterrupted_run(tmp_path, sig):
     whole, cut = tmp_path / "whole.pt", tmp_path / "cut.pt"
     main(ARGS + ["--out", str(whole)])

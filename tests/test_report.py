@@ -20,13 +20,46 @@ def test_final_table_lists_rates_intervals_and_paper_values():
     assert "| ADAM | 0.03 | 0.500 ± 0.100 | 0.300 ± 0.010 | – |" in lines
 
 
-def test_ranking_says_where_the_learned_optimizer_ends():
+def test_ranking_without_per_run_numbers_compares_intervals_and_says_so():
     text = ranking(_curves())
-    assert "ends at 0.100, below the best tuned baseline (ADAM, 0.300)" in text
+    assert "At step 2, the LSTM is at 0.100, below the best tuned baseline (ADAM, 0.300)" in text
     assert "do not overlap" in text and "lowest of all curves at 1 of the 2 steps" in text
+    assert "not paired" in text
     worse = _curves()
     worse["LSTM"] = Curve("LSTM", [2.0, 1.0, 0.31], [0.0, 0.1, 0.05])
     assert "above the best tuned baseline (ADAM, 0.300), but the 95% intervals overlap" in ranking(worse)
+
+
+def _paired_curves():
+    import torch
+
+    hard = torch.linspace(1, 2, 10)[:, None]  # ten functions, some harder than others
+    t = torch.arange(201.0)
+    base = hard * torch.exp(-t / 50)  # [10, 201]
+    return {"LSTM": Curve.of("LSTM", base * torch.where(t < 100, 0.8, 1.2)),  # ahead, then behind
+            "ADAM": Curve.of("ADAM", base, lr=0.01),
+            "LSTM seed 1": Curve.of("LSTM seed 1", base * 0.8)}
+
+
+def test_ranking_compares_with_every_curve_paired_at_the_step_it_names():
+    curves = _paired_curves()
+    text = ranking(curves, step=100)
+    assert text.startswith("At step 100, the LSTM (")
+    assert "is ahead of ADAM and level with LSTM seed 1;" not in text  # at 100: 1.2×ADAM: behind
+    assert "is behind ADAM and LSTM seed 1;" in text
+    assert "over steps 1–100, its mean loss is ahead of ADAM, behind LSTM seed 1" in text
+    assert "same 10 test runs" in text and "ends" not in text
+    assert "is ahead of ADAM, level with LSTM seed 1;" in ranking(curves, step=50)
+
+
+def test_paired_table_gives_differences_intervals_and_verdicts():
+    from l2l.book.report import paired_table
+
+    table = paired_table(_paired_curves(), steps=(50, 200)).splitlines()
+    assert table[0] == "| LSTM − | at step 50 | verdict | at step 200 | verdict | mean over steps 1–200 | verdict |"
+    adam = next(line for line in table if line.startswith("| ADAM |"))
+    assert adam.count("holds") == 2 and adam.count("fails") == 1  # early lead outweighs the late loss
+    assert "−0." in adam and "[" in adam
 
 
 def test_versus_paper_ratios():
@@ -41,3 +74,13 @@ def test_small_losses_keep_two_significant_digits():
     assert loss_text(0.000203) == "0.0002"
     assert loss_text(0.00504) == "0.005"
     assert loss_text(0.0) == "0.000"
+
+
+def test_seeds_table_counts_the_trained_optimizers_that_beat_the_best_baseline():
+    from l2l.book.report import seeds_table
+
+    curves = _paired_curves()
+    text = seeds_table(curves, ["LSTM", "LSTM seed 1"], step=200)
+    assert "| trained optimizer | loss at step 200 | − ADAM at step 200 | verdict |" in text
+    assert "1 of 2 trained optimizers are below the best tuned baseline (ADAM," in text
+    assert "span" in text and "standard deviation across trainings" in text

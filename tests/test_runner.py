@@ -208,7 +208,7 @@ def test_a_chapter_that_fails_never_replaces_the_books_copy(tmp_path, monkeypatc
     sources.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("scale = 'paper'")
+    params = nbformat.v4.new_code_cell("scale = 'book'")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("raise RuntimeError('broken chapter')")]
     nbformat.write(nb, sources / "x.ipynb")
@@ -225,3 +225,6 @@ def test_a_chapter_that_fails_never_replaces_the_books_copy(tmp_path, monkeypatc
     nbformat.write(nb, sources / "x.ipynb")
     runner._execute_one("x", 1, {"scale": "smoke"}, str(tmp_path / "out"))
     assert "fine" in (book / "x.ipynb").read_text() and not (book / "x.failed.ipynb").exists()
+    injected = [c for c in nbformat.read(book / "x.ipynb", as_version=4).cells
+                if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]  # not on the page

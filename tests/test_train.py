@@ -354,3 +354,46 @@ def test_an_optimizer_on_another_device_than_its_task_is_a_clear_error():
     task = make_problem("quadratic").sample(2, seed=0, device="meta")
     with pytest.raises(UserError, match="weights are on cpu and the task on meta"):
         run(task, LSTMOptimizer(LSTMConfig(preprocess=None)), 3)
+
+
+def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
+    """A chapter never starts an hour of training for a seed: it names what is missing instead."""
+    from l2l.book import presets
+    from l2l.training import meta_train
+
+    config = presets.train_config("quadratic:dim=3", "book", seed=1)
+    meta_train(config, presets.checkpoint_path("quadratic:dim=3", "book", tmp_path, variant="seed1"),
+               stop_after=1, progress=False)
+    found, missing = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path)
+    assert found == {}
+    assert missing[0].startswith("seed 1: 1 of 3000 epochs") and "--seed 1" in missing[0]
+    assert missing[1].startswith("seed 2: not trained")
+    found, missing = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
+    assert list(found) == ["LSTM seed 1"] and missing == []
+
+
+def test_a_sweep_draws_log_uniform_rates_picks_by_validation_and_resumes(tmp_path):
+    """The paper's random search: trials differ only in meta_lr, each a resumable checkpoint; the
+    table's winner has the lowest validation loss; rerunning trains nothing more."""
+    import json
+
+    from l2l.book import presets
+    from l2l.training import draw_trials, sweep
+
+    config = presets.train_config("quadratic:dim=3", "smoke", epochs=4, eval_every=2)
+    drawn = draw_trials(config, 5, 1e-4, 1e-1, seed=3)
+    assert drawn == draw_trials(config, 5, 1e-4, 1e-1, seed=3)  # the same trials every time
+    assert all(1e-4 <= t.meta_lr <= 1e-1 for t in drawn) and len({t.meta_lr for t in drawn}) == 5
+    assert {dataclasses.replace(t, meta_lr=1.0) for t in drawn} == {dataclasses.replace(config, meta_lr=1.0)}
+    table = tmp_path / "sweep.json"
+    first = sweep(config, 3, tmp_path / "trials", table, 1e-4, 1e-1, seed=3, progress=False, max_minutes=1e-6)
+    assert not first["complete"] and first["winner"] is None  # stopped at once: nothing finished
+    result = sweep(config, 3, tmp_path / "trials", table, 1e-4, 1e-1, seed=3, progress=False)
+    assert result["complete"] and json.loads(table.read_text()) == result
+    rows = result["rows"]
+    assert [r["meta_lr"] for r in rows] == [t.meta_lr for t in drawn[:3]]
+    assert result["winner"] == min(rows, key=lambda r: r["best_val"])["trial"]
+    assert all(r["finished"] and r["epochs"] == 4 and len(r["validation"]) == 2 for r in rows)
+    stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "trials").glob("*.pt"))]
+    again = sweep(config, 3, tmp_path / "trials", table, 1e-4, 1e-1, seed=3, progress=False)
+    assert again["rows"] == rows and stamps == [p.stat().st_mtime_ns for p in sorted((tmp_path / "trials").glob("*.pt"))]

@@ -5,14 +5,20 @@ One color per optimizer across the whole book, so a reader can follow "ADAM" fro
 
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from l2l.evaluation import Curve
 
-COLORS = {
+COLORS = {  # every label a chapter plots; no two share a color (tests/test_plotting.py checks it)
     "LSTM": "#d62728",
     "LSTM-sub": "#ff9896",
+    "LSTM-mix": "#7b4173",
+    "conv LSTM silenced": "#e7ba52",
+    "fc LSTM silenced": "#393b79",
+    "one LSTM": "#008080",
     "LSTM+GAC": "#8c564b",
     "NTM-BFGS": "#e377c2",
     "NTM-L-BFGS": "#17becf",
@@ -25,13 +31,17 @@ COLORS = {
     "BFGS, exact line search": "#000000",
 }
 
+# For labels the book does not know (a variant added later): none of them is a book color.
+SPARE = ("#637939", "#bd9e39", "#843c39", "#5254a3", "#ce6dbd", "#6baed6", "#fd8d3c", "#74c476")
 
-SPARE = ("#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#e377c2", "#000000", "#aec7e8", "#98df8a")
+BAND_NOTE = ("Where the lower edge of an interval is at or below zero, which a log axis cannot show, "
+             "only its upper edge is drawn (dotted).")
 
 
 def _book_color(label: str) -> str | None:
-    """The book's color for a label or its first word ("ADAM (lr 0.1)" is ADAM), else None."""
-    return COLORS.get(label, COLORS.get(label.split(" ")[0]))
+    """The book's color for a label, or for the label without a trailing parenthesis ("ADAM (lr
+    0.1)" is ADAM), else None. Other variants ("LSTM seed 1") are not the base optimizer."""
+    return COLORS.get(label, COLORS.get(re.sub(r"\s*\(.*\)$", "", label)))
 
 
 def color(label: str) -> str:
@@ -46,20 +56,44 @@ def colors_for(labels) -> dict[str, str]:
     return {label: c or next(spare, SPARE[0]) for label, c in known.items()}
 
 
+def open_below(curves: dict[str, Curve], start: int = 0) -> list[str]:
+    """The labels whose 95% interval reaches zero or below at some step from `start` on: on a log
+    axis their band has no lower edge there."""
+    return [label for label, c in curves.items()
+            if np.any((np.asarray(c.mean) - np.asarray(c.ci95))[start:] <= 0)]
+
+
+def band_note(*axes) -> str:
+    """`BAND_NOTE` when `plot_curves` drew an upper edge alone on any of `axes`, else "": the
+    sentence a figure's caption adds (glued into it by the chapter)."""
+    return BAND_NOTE if any(getattr(ax, "open_below", None) for ax in axes) else ""
+
+
 def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = True,
                 start: int = 0, legend: bool = True):
-    """Mean loss per step with its 95% interval as a band, one line per optimizer."""
+    """Mean loss per step with its 95% interval as a band, one line per optimizer.
+
+    On a log axis a band is drawn only where its lower edge is positive; at the steps where it is
+    not, only the upper edge is drawn, dotted, and the label is listed in `ax.open_below` (see
+    `band_note` for the caption's sentence)."""
     ax = ax or plt.gca()
     colors = colors_for(curves)
+    ax.open_below = getattr(ax, "open_below", [])
     for label, c in curves.items():
-        mean, half = np.asarray(c.mean), np.asarray(c.ci95)
+        mean, half = np.asarray(c.mean, dtype=float), np.asarray(c.ci95, dtype=float)
         steps = np.arange(len(mean))[start:]
+        mean, lo, hi = mean[start:], (mean - half)[start:], (mean + half)[start:]
         name = label if c.lr is None else f"{label} (lr {c.lr:.3g})"
-        ax.plot(steps, mean[start:], color=colors[label], label=name, lw=1.8 if c.lr is None else 1.3)
-        lo = mean - half
-        if log:  # a band reaching below zero cannot be drawn on a log axis: cut it at a tenth
-            lo = np.maximum(lo, mean / 10)
-        ax.fill_between(steps, lo[start:], (mean + half)[start:], color=colors[label], alpha=0.2, lw=0)
+        ax.plot(steps, mean, color=colors[label], label=name, lw=1.8 if c.lr is None else 1.3)
+        shown = lo > 0 if log else np.ones_like(lo, dtype=bool)
+        ax.fill_between(steps, np.where(shown, lo, np.nan), hi, where=shown, color=colors[label],
+                        alpha=0.2, lw=0)
+        if not shown.all():
+            ax.open_below.append(label)
+            # the upper edge alone, over the open steps and one step either side, so that it
+            # meets the band and a single open step still draws a segment
+            near = ~shown | np.r_[~shown[1:], False] | np.r_[False, ~shown[:-1]]
+            ax.plot(steps, np.where(near, hi, np.nan), color=colors[label], lw=0.9, ls=":")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -72,21 +106,27 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
     return ax
 
 
-def plot_training(history: list[dict], ax=None, title: str = "meta-training"):
-    """Training meta-loss and validation final loss against epoch, from a checkpoint's history."""
+def plot_training(history: list[dict], ax=None, title: str = "meta-training", ylabels: str = "both",
+                  legend: bool = True):
+    """Training meta-loss and validation final loss against epoch, from a checkpoint's history.
+    `ylabels`: which y axes are labelled ("both", "left", "right" or "none"), so that panels in a
+    grid can share the labels of its outer columns."""
     ax = ax or plt.gca()
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["val"] for h in history], "o-", color=color("LSTM"), label="validation final loss")
+    ax.plot(epochs, [h["val"] for h in history], "o-", color=color("LSTM"), ms=3, label="validation final loss")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss at the last step")
     twin = ax.twinx()
     twin.plot(epochs, [h["train"] for h in history], color="0.5", alpha=0.7, label="training meta-loss")
     twin.set_yscale("log")
-    twin.set_ylabel("training meta-loss (Σ over an unroll)")
+    if ylabels in ("both", "left"):
+        ax.set_ylabel("validation loss at the last step")
+    if ylabels in ("both", "right"):
+        twin.set_ylabel("training meta-loss (Σ over an unroll)")
     ax.set_title(title)
-    lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small")
+    if legend:
+        lines = ax.get_lines() + twin.get_lines()
+        ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small")
     return ax
 
 
@@ -103,3 +143,15 @@ def plot_throughput(rows: list[dict], axes, title: str = ""):
                ylabel="optimizee steps per second", title=f"{problem} {title}".strip())
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(frameon=False)
+
+
+def glue_caption(prefix: str, *axes, **values):
+    """Glue what a figure's caption reads from the executed notebook (MyST-NB's `glue`, nothing
+    displayed): `<prefix>-note`, the band sentence of `band_note(*axes)` or "", and
+    `<prefix>-<name>` for each value (numbers of runs, steps), so the caption is right at any scale.
+    The caption, in the cell's metadata, pastes them with {glue:text}`<prefix>-runs`."""
+    from myst_nb import glue
+
+    glue(f"{prefix}-note", band_note(*axes), display=False)
+    for name, value in values.items():
+        glue(f"{prefix}-{name}", value, display=False)

@@ -1,6 +1,7 @@
 """Scales: how much work each experiment does, per problem family.
 
-`smoke` proves that everything runs end to end in seconds (CI); `paper` is what the book shows.
+`smoke` proves that everything runs end to end in seconds (CI); `book` is what the book shows: the
+book's own budget, which is not the paper's (`OFFICIAL` gives the official code's; each chapter states both).
 A chapter's `scale` parameter and the CLI's `--scale` both read this one table.
 """
 
@@ -13,10 +14,13 @@ from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
 from l2l.runtime import checkpoints_dir, results_dir
-from l2l.training import TrainConfig
+from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from
 from l2l.training.config import flat_recipe
 
-SCALES = ("smoke", "paper")
+SCALES = ("smoke", "book")
+
+# The official code's meta-training budget (deepmind/learning-to-learn train.py) [code]
+OFFICIAL = {"epochs": 10_000, "runs": 1, "meta_lr": 1e-3}
 
 SMOKE_GRID = (2.0**-9, 2.0**-5, 2.0**-1, 2.0**2)  # a coarse learning-rate grid, for smoke runs
 CIFAR_GRID = tuple(2.0**k for k in range(-12, 3, 2))  # every other power of two: CIFAR steps are dear
@@ -27,13 +31,13 @@ ART_GRID = tuple(2.0**k for k in range(-10, 11, 2))
 # tuning (tune_runs), the learning-rate grid, and chapter-specific sizes of further experiments.
 PRESETS = {
     "quadratic": {
-        "paper": {"train": dict(epochs=3000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
+        "book": {"train": dict(epochs=3000, runs=16, meta_lr=3e-3, eval_every=100, eval_runs=256),
                   "test": dict(runs=1000, tune_runs=256, grid=LR_GRID)},
         "smoke": {"train": dict(epochs=20, runs=4, eval_every=10, eval_runs=16),
                   "test": dict(runs=16, tune_runs=8, grid=SMOKE_GRID)},
     },
     "mnist": {
-        "paper": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
+        "book": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
                                sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600)},
@@ -42,7 +46,7 @@ PRESETS = {
                                long_steps=30, long_runs=2, remedy_epochs=2)},
     },
     "cifar": {
-        "paper": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
+        "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=8),
                   "test": dict(runs=20, tune_runs=4, tune_steps=200, steps=1000, grid=CIFAR_GRID,
                                sub_epochs=400, single_epochs=200)},
@@ -52,7 +56,7 @@ PRESETS = {
     },
     "neural_art": {
         # ≈ 3 s of one CPU core per epoch (128 steps of a 64×64 image): 800 epochs ≈ 40 min
-        "paper": {"train": dict(epochs=800, runs=1, steps=128, unroll=32, meta_lr=1e-3, schedule="cosine",
+        "book": {"train": dict(epochs=800, runs=1, steps=128, unroll=32, meta_lr=1e-3, schedule="cosine",
                                 clip=10.0, eval_every=50, eval_runs=8),
                   "test": dict(runs=100, large_runs=50, tune_runs=8, steps=128, grid=ART_GRID)},
         "smoke": {"train": dict(epochs=2, runs=1, steps=16, unroll=8, eval_every=1, eval_runs=2),
@@ -69,7 +73,7 @@ def _preset(family: str, scale: str) -> dict:
     return PRESETS[family][scale]
 
 
-def train_config(spec: str, scale: str = "paper", **overrides) -> TrainConfig:
+def train_config(spec: str, scale: str = "book", **overrides) -> TrainConfig:
     """The meta-training recipe for a problem at a scale; keyword arguments override fields."""
     problem = make_problem(spec)
     settings = {**_preset(problem.family, scale)["train"], **overrides}
@@ -77,7 +81,7 @@ def train_config(spec: str, scale: str = "paper", **overrides) -> TrainConfig:
     return TrainConfig(problem=problem.spec, optimizer=optimizer, **settings)
 
 
-def test_settings(spec: str, scale: str = "paper") -> dict:
+def test_settings(spec: str, scale: str = "book") -> dict:
     """The test protocol for a problem at a scale: {runs, tune_runs, grid, ...}."""
     return dict(_preset(make_problem(spec).family, scale)["test"])
 
@@ -93,16 +97,52 @@ def variant(config: TrainConfig, preset: TrainConfig) -> str:
 
 def _name(spec: str, scale: str, variant: str = "") -> str:
     slug = make_problem(spec).slug + (f"-{variant}" if variant else "")
-    return slug if scale == "paper" else f"{slug}-{scale}"
+    return slug if scale == "book" else f"{slug}-{scale}"
 
 
-def checkpoint_path(spec: str, scale: str = "paper", folder: str | Path | None = None,
+def checkpoint_path(spec: str, scale: str = "book", folder: str | Path | None = None,
                     variant: str = "") -> Path:
-    """`<data>/checkpoints/<problem>[-<variant>].pt` at paper scale, `…-<scale>.pt` otherwise; a
+    """`<data>/checkpoints/<problem>[-<variant>].pt` at book scale, `…-<scale>.pt` otherwise; a
     variant names a second optimizer for the same problem (e.g. `single`: one shared LSTM)."""
     return Path(folder or checkpoints_dir()) / f"{_name(spec, scale, variant)}.pt"
 
 
-def results_path(spec: str, scale: str = "paper", folder: str | Path | None = None) -> Path:
-    """`<data>/results/<problem>.json` at paper scale, `<problem>-<scale>.json` otherwise."""
-    return Path(folder or results_dir()) / f"{_name(spec, scale)}.json"
+def results_path(spec: str, scale: str = "book", folder: str | Path | None = None, name: str | None = None) -> Path:
+    """`<data>/results/<problem>.json` at book scale, `<problem>-<scale>.json` otherwise; `name` stands
+    for the problem's slug when a chapter keeps another result of it (e.g. 'mnist-long', or
+    'mnist-sweep/mnist-hidden5' in a folder)."""
+    stem = name or make_problem(spec).slug
+    return Path(folder or results_dir()) / (f"{stem}.json" if scale == "book" else f"{stem}-{scale}.json")
+
+
+def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
+                retrain: bool = False, compile: bool = False) -> tuple[dict, list[str]]:
+    """The chapter's recipe trained with other seeds, for the variance across meta-training:
+    ({"LSTM seed k": optimizer}, [a line per seed left out]). At book scale without `retrain`, a
+    seed whose checkpoint is missing or unfinished is left out rather than trained inside a chapter
+    (MNIST takes about an hour); `python -m l2l train --problem <spec> --seed k` makes or continues it."""
+    found, missing = {}, []
+    for k in seeds:
+        config = train_config(spec, scale, seed=k)
+        path = checkpoint_path(spec, scale, folder, variant=f"seed{k}")
+        if scale == "book" and not retrain:
+            ck = load_checkpoint(path) if path.exists() else None
+            if ck is None or ck["epoch"] < config.epochs:
+                done = f"{ck['epoch']} of {config.epochs} epochs" if ck else "not trained"
+                missing.append(f"seed {k}: {done} ({path.name}; `python -m l2l train --problem {spec} --seed {k}`)")
+                continue
+            if TrainConfig.from_dict(ck["config"]) != config:
+                raise UserError(f"{path} holds another recipe than seed {k} of {spec}")
+            found[f"LSTM seed {k}"] = optimizer_from(ck, device, compile=compile)
+        else:
+            found[f"LSTM seed {k}"], _ = load_or_train(config, path, device=device, retrain=retrain,
+                                                       progress=False, compile=compile)
+    return found, missing
+
+
+def budget(spec: str, scale: str = "book", **overrides) -> str:
+    """A recipe's meta-training budget in words, beside the official code's (`OFFICIAL`)."""
+    c = train_config(spec, scale, **overrides)
+    return (f"{c.epochs:,} epochs of {c.steps} steps, {c.runs} function{'s' if c.runs > 1 else ''} per "
+            f"meta-update, meta-learning rate {c.meta_lr:g} ({c.schedule}); the official code: "
+            f"{OFFICIAL['epochs']:,} epochs, {OFFICIAL['runs']} function, {OFFICIAL['meta_lr']:g} (constant)")

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from l2l.evaluation import Curve
+import numpy as np
+
+from l2l.evaluation import Curve, Paired, versus
 
 
 def loss_text(x: float) -> str:
@@ -32,24 +34,73 @@ def final_table(curves: dict[str, Curve], paper: dict[str, float] | None = None,
     return "\n".join(lines)
 
 
+WORDS = {"holds": "ahead of", "tie": "level with", "fails": "behind"}
+
+
+def paired_text(p: Paired) -> str:
+    """A paired difference for a table: +0.023 [+0.010, +0.036] (or the sign test's verdict)."""
+    if p.low != p.low:  # NaN: no interval (a sign test, or a single run)
+        return f"{p.verdict} ({p.method})"
+    sign = lambda x: ("+" if x >= 0 else "−") + loss_text(abs(x))
+    return f"{sign(p.diff)} [{sign(p.low)}, {sign(p.high)}]"
+
+
+def paired_table(curves: dict[str, Curve], learned: str = "LSTM", steps: tuple[int, ...] = (-1,)) -> str:
+    """A Markdown table of the paired differences `learned` − each other optimizer, per run on the
+    same test functions, at each of `steps` and for the mean loss over steps 1..the last of them,
+    with 95% intervals and verdicts (holds: `learned` lower; fails: higher; tie: cannot tell)."""
+    last = max(curves[learned].steps if s == -1 else s for s in steps)
+    name = lambda s: curves[learned].steps if s == -1 else s
+    head = (f"| {learned} − | " + " | ".join(f"at step {name(s)} | verdict" for s in steps)
+            + f" | mean over steps 1–{last} | verdict |")
+    rule = "| --- | " + " | ".join("---: | :---:" for _ in steps) + " | ---: | :---: |"
+    cols = [versus(curves, learned, s) for s in steps] + [versus(curves, learned, last, over=True)]
+    lines = [head, rule]
+    for label in cols[0]:
+        cells = " | ".join(f"{paired_text(col[label])} | {col[label].verdict}" for col in cols)
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
 def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> str:
-    """One sentence saying where the learned optimizer ends against the best other curve, and
-    whether the 95% intervals separate them."""
+    """Sentences saying where the learned optimizer stands against every other curve at `step`
+    and over steps 1..step, from paired differences on the same test runs (95% intervals); for
+    curves without per-run numbers, from their intervals alone, and it says so."""
     me = curves[learned]
-    # compare with the tuned baselines (curves with a learning rate), not other learned optimizers
-    others = {k: c for k, c in curves.items() if k != learned and c.lr is not None}
-    others = others or {k: c for k, c in curves.items() if k != learned}
-    best_label = min(others, key=lambda k: others[k].mean[step])
-    best = others[best_label]
+    step = me.steps if step == -1 else step
+    others = {k: c for k, c in curves.items() if k != learned}
+    lowest = sum(me.mean[t] < min(c.mean[t] for c in others.values()) for t in range(1, step + 1))
+    tail = f" Its mean is the lowest of all curves at {lowest} of the {step} steps."
+    if any(c.per_run is None for c in curves.values()):
+        return _unpaired(me, others, learned, step) + tail
+    at, over = versus(curves, learned, step), versus(curves, learned, step, over=True)
+
+    def grouped(comparisons):
+        by = {v: [k for k, p in comparisons.items() if p.verdict == v] for v in WORDS}
+        return ", ".join(f"{WORDS[v]} {_join(ks)}" for v, ks in by.items() if ks)
+
+    runs = me.runs
+    return (f"At step {step}, the {learned} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
+            f"1–{step}, its mean loss is {grouped(over)} (paired differences over the same {runs} test "
+            f"runs, 95% intervals; a tie means the interval contains zero).{tail}")
+
+
+def _join(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _unpaired(me: Curve, others: dict[str, Curve], learned: str, step: int) -> str:
+    """The comparison with the best tuned baseline when only means and intervals are known."""
+    tuned = {k: c for k, c in others.items() if c.lr is not None} or others
+    best_label = min(tuned, key=lambda k: tuned[k].mean[step])
+    best = tuned[best_label]
     a, b = me.mean[step], best.mean[step]
     separated = abs(a - b) > me.ci95[step] + best.ci95[step]
     where = "below" if a < b else "above"
     how = "and the 95% intervals do not overlap" if separated else "but the 95% intervals overlap"
-    steps = len(me.mean) - 1
-    lowest = sum(me.mean[t] < min(c.mean[t] for c in others.values()) for t in range(1, steps + 1))
-    return (f"At step {steps if step == -1 else step}, the {learned} ends at {loss_text(a)}, "
-            f"{where} the best tuned baseline ({best_label}, {loss_text(b)}), {how}. "
-            f"Its mean is the lowest of all curves at {lowest} of the {steps} steps.")
+    return (f"At step {step}, the {learned} is at {loss_text(a)}, {where} the best tuned baseline "
+            f"({best_label}, {loss_text(b)}), {how} (these curves predate per-run records, so the "
+            "comparison is not paired).")
 
 
 def versus_paper(curves: dict[str, Curve], paper: dict[str, float]) -> str:
@@ -62,3 +113,27 @@ def versus_paper(curves: dict[str, Curve], paper: dict[str, float]) -> str:
     if not above:
         return f"Every optimizer ends below the paper's value ({span} of it)."
     return f"Ours end at {span} the paper's values; above it: {', '.join(above)}."
+
+
+def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) -> str:
+    """Variance across meta-training: each independently trained optimizer against the best tuned
+    baseline at `step` (paired, on the same test runs), how many of them beat it, and their spread."""
+    step = curves[trained[0]].steps if step == -1 else step
+    tuned = {k: c for k, c in curves.items() if c.lr is not None}
+    best = min(tuned, key=lambda k: tuned[k].mean[step])
+    lines = [f"| trained optimizer | loss at step {step} | − {best} at step {step} | verdict | "
+             f"− {best}, mean over steps 1–{step} | verdict |", "| --- | ---: | ---: | :---: | ---: | :---: |"]
+    held = 0
+    for label in trained:
+        c = curves[label]
+        at = versus({label: c, best: tuned[best]}, label, step)[best]
+        over = versus({label: c, best: tuned[best]}, label, step, over=True)[best]
+        held += at.verdict == "holds"
+        lines.append(f"| {label} | {loss_text(c.mean[step])} ± {loss_text(c.ci95[step])} | {paired_text(at)} | "
+                     f"{at.verdict} | {paired_text(over)} | {over.verdict} |")
+    means = [curves[k].mean[step] for k in trained]
+    spread = (f"their mean losses at step {step} span {loss_text(min(means))} to {loss_text(max(means))}"
+              + (f" (standard deviation across trainings {loss_text(float(np.std(means, ddof=1)))})"
+                 if len(means) > 1 else ""))
+    return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below the best tuned "
+            f"baseline ({best}, {loss_text(tuned[best].mean[step])}) at step {step}; {spread}.")

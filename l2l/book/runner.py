@@ -38,15 +38,18 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # Which chapters load checkpoints that other chapters train: {chapter: the chapters it waits for}.
 # Chapter 3 and 6 load chapter 2's mnist.pt, chapter 6 chapter 1's quadratic.pt; the speed
 # appendix times the quadratic and MNIST optimizers. Keep it in step with the notebooks.
+# The claims ledger and the introduction read the results every chapter with claims writes.
+WITH_CLAIMS = ("01_quadratics", "02_mnist", "03_relu", "04_cifar", "05_neural_art", "06_ntm_bfgs")
 NEEDS = {"03_relu": ("02_mnist",), "06_ntm_bfgs": ("01_quadratics", "02_mnist"),
-         "90_speed": ("01_quadratics", "02_mnist")}
+         "90_speed": ("01_quadratics", "02_mnist"), "00_claims": WITH_CLAIMS, "intro": WITH_CLAIMS}
 # Chapters that measure time: run alone, with every thread, after the rest.
 ALONE = ("90_speed",)
 
 
 def chapters(toc: Path = ROOT / "_toc.yml") -> list[str]:
-    """Names of the notebooks that `_toc.yml` lists under book/, in order."""
-    names = re.findall(r"file:\s*book/([\w\-]+)", toc.read_text())
+    """Names of the notebooks that `_toc.yml` lists under book/ (its root, the introduction, too),
+    in order."""
+    names = re.findall(r"(?:root|file):\s*book/([\w\-]+)", toc.read_text())
     return [n for n in names if (NOTEBOOKS / f"{n}.ipynb").exists()]
 
 
@@ -170,9 +173,23 @@ def _execute_one(name: str, threads: int, parameters: dict, out: str) -> float:
         if partial.exists():
             os.replace(partial, failed)
         raise
+    _hide_injected_parameters(partial)
     os.replace(partial, target)
     failed.unlink(missing_ok=True)
     return time.perf_counter() - start
+
+
+def _hide_injected_parameters(path: Path):
+    """The cell papermill adds with the chapter's parameters stays in the executed copy, out of the
+    rendered page (the chapters print their scale, seed and hardware in words at the end)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 class _Chapter:

@@ -1,10 +1,12 @@
-"""Evaluation: test curves with 95% intervals (`stats`), baselines tuned on validation functions
-(`tuning`), and every optimizer tested on the same fresh functions, cached by what computed them
-(`curves`)."""
+"""Evaluation: test curves with 95% intervals and paired comparisons (`stats`), baselines tuned on
+validation functions (`tuning`), and every optimizer tested on the same fresh functions, cached by
+what computed them (`curves`)."""
 
-from l2l.evaluation.curves import compare, fingerprint, save, test_curve
-from l2l.evaluation.stats import Curve, mean_ci, t_quantile
-from l2l.evaluation.tuning import LR_GRID, tune, tuned_rates
+from l2l.evaluation.curves import compare, cost_of, fingerprint, load, save, test_curve
+from l2l.evaluation.stats import (Curve, Paired, beats_all, mean_ci, paired, recorded_steps, t_quantile,
+                                  versus)
+from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tune, tuned_rates
 
-__all__ = ["compare", "fingerprint", "save", "test_curve", "Curve", "mean_ci", "t_quantile", "LR_GRID",
+__all__ = ["compare", "cost_of", "fingerprint", "load", "save", "test_curve", "Curve", "Paired", "beats_all",
+           "mean_ci", "paired", "recorded_steps", "t_quantile", "versus", "LR_GRID", "probe", "same_probe",
            "tune", "tuned_rates"]

@@ -2,28 +2,36 @@
 
 Seeds are split by use (`derive_seed`): baselines' learning rates and the learned optimizer's early
 stopping are chosen on the 'valid' functions, and every reported curve comes from the 'test'
-functions, which neither ever saw. A finished curve can be cached on disk, keyed by what computed it.
+functions, which neither ever saw. All optimizers of a comparison see the same functions and
+minibatches, so their per-run numbers pair up (`l2l.evaluation.stats.paired`).
+
+A finished curve can be cached on disk. Its file is named by what it is (problem, optimizer,
+steps, runs, seed) and holds a `probe` of what the code computes: the optimizer's first steps on
+two fixed functions of the problem. A cached curve whose probe the current code no longer
+reproduces is stale and computed again, so a change to a loss, a baseline or the LSTM's step
+cannot silently reuse old numbers, while a refactor that computes the same keeps them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from l2l.evaluation.stats import Curve
-from l2l.evaluation.tuning import LR_GRID, tuned_rates
+from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tuned_rates
 from l2l.loop import run
 from l2l.optimizers import BASELINES, LABELS, describe, make_baseline
 from l2l.problems import derive_seed
-from l2l.runtime import atomic_write, progress as progress_bar
+from l2l.runtime import atomic_write, hardware, progress as progress_bar
 
 
 def fingerprint(opt) -> str:
-    """A short hash naming an optimizer by what it computes: a baseline's rule and learning rate,
+    """A short hash naming an optimizer by what it is: a baseline's rule and learning rate,
     a learned optimizer's architecture and weights."""
     if isinstance(opt, torch.nn.Module):
         config = getattr(opt, "config", None)
@@ -35,26 +43,37 @@ def fingerprint(opt) -> str:
 
 
 def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="cpu",
-               lr: float | None = None, cache: str | Path | None = None) -> Curve:
-    """One optimizer's curve on `runs` test functions; with `cache` (a folder), a curve computed
-    before for the same functions, optimizer (`fingerprint`), steps and seed is read back instead.
-    Long evaluations (CIFAR: 1,000 steps) so survive interruptions curve by curve."""
+               lr: float | None = None, cache: str | Path | None = None, refresh: bool = False) -> Curve:
+    """One optimizer's curve on `runs` test functions.
+
+    With `cache` (a folder), a curve computed before for the same functions, optimizer
+    (`fingerprint`), steps and seed is read back, unless the current code's `probe` differs from
+    the one stored with it (stale) or `refresh` is set; a curve computed here is stored there.
+    Long evaluations (CIFAR: 1,000 steps) so survive interruptions curve by curve.
+    """
     key = f"{test.spec}|{fingerprint(opt)}|steps={steps}|runs={runs}|seed={seed}"
     file = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json" if cache else None
-    if file and file.exists():
+    check = probe(test, opt) if file else None
+    if file and file.exists() and not refresh:
         saved = json.loads(file.read_text())
-        return Curve(label, saved["mean"], saved["ci95"], lr)
+        if same_probe(saved.get("probe"), check):
+            return Curve(label, saved["mean"], saved["ci95"], lr, saved.get("per_run"), saved.get("cost"))
+    started = time.perf_counter()
     task = test.sample(runs, derive_seed(seed, "test"), device)
-    curve = Curve.of(label, run(task, opt, steps).cpu(), lr)
+    losses = run(task, opt, steps).cpu()
+    cost = {"seconds": round(time.perf_counter() - started, 2), "hardware": hardware(device)}
+    curve = Curve.of(label, losses, lr, cost)
     if file:
-        atomic_write(file, json.dumps({"key": key, "mean": curve.mean, "ci95": curve.ci95}))
+        atomic_write(file, json.dumps({"key": key, "probe": check, "mean": curve.mean, "ci95": curve.ci95,
+                                       "per_run": curve.per_run, "cost": cost}))
     return curve
 
 
 def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 100,
             runs: int = 100, seed: int = 0, tune_runs: int = 32, device="cpu", grid=LR_GRID,
             tune_steps: int | None = None, cache: str | Path | None = None,
-            progress: bool = True, curve_cache: str | Path | None = None) -> dict[str, Curve]:
+            progress: bool = True, curve_cache: str | Path | None = None,
+            refresh: bool = False) -> dict[str, Curve]:
     """Test curves of learned optimizers and tuned baselines on the same fresh functions.
 
     Baselines are tuned on `problem` itself (for MNIST: training images) and every optimizer is
@@ -69,23 +88,39 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
         tune_steps: the horizon whose final loss picks the rate (default `steps`).
         cache: JSON file for the tuned rates.
         curve_cache: folder of finished test curves (`test_curve`), for long evaluations.
+        refresh: tune and test again, ignoring (and replacing) what the caches hold.
     Returns:
         {label: Curve}, learned optimizers first.
     """
     rates = tuned_rates(problem, baselines, tune_steps or steps, tune_runs, seed, device, grid, cache,
-                        progress)
+                        progress, refresh)
     test = problem.held_out()
     candidates = {label: (opt, None) for label, opt in optimizers.items()}
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}
     curves = {}
     for label, (opt, lr) in progress_bar(candidates.items(), progress, desc="testing"):
-        curves[label] = test_curve(test, opt, label, steps, runs, seed, device, lr, curve_cache)
+        curves[label] = test_curve(test, opt, label, steps, runs, seed, device, lr, curve_cache, refresh)
     return curves
 
 
 def save(curves: dict[str, Curve], path: str | Path, **meta) -> dict:
-    """Write the curves (and any metadata, e.g. problem, steps, runs, seed) as JSON; returns it."""
+    """Write the curves (per-run numbers included) and any metadata, e.g. problem, steps, runs,
+    seed, `trained` (the labels of independently trained optimizers), as JSON; returns it."""
     result = {**meta, "optimizers": {k: {**asdict(c), "final": c.final, "final_ci95": c.final_ci95}
                                      for k, c in curves.items()}}
-    atomic_write(path, json.dumps(result, indent=1))
+    atomic_write(path, json.dumps(result, separators=(",", ":")))  # compact: thousands of per-run numbers
     return result
+
+
+def load(path: str | Path) -> tuple[dict[str, Curve], dict]:
+    """The curves and the metadata that `save` wrote."""
+    result = json.loads(Path(path).read_text())
+    fields = ("label", "mean", "ci95", "lr", "per_run", "cost")
+    curves = {k: Curve(**{f: v[f] for f in fields if f in v}) for k, v in result.pop("optimizers").items()}
+    return curves, result
+
+
+def cost_of(curves: dict[str, Curve]) -> tuple[float, set[str]]:
+    """What computing the curves took, from their own records: seconds, and where they ran."""
+    known = [c.cost for c in curves.values() if c.cost]
+    return sum(c["seconds"] for c in known), {c["hardware"] for c in known}

@@ -1,18 +1,49 @@
-"""Tuning the hand-designed baselines' learning rates on validation functions (never the test ones)."""
+"""Tuning the hand-designed baselines' learning rates on validation functions (never the test ones),
+and the `probe` that tells whether a cached result still matches what the code computes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
 
-from l2l.loop import run
+import numpy as np
+import torch
+
+from l2l.loop import optimize, run
 from l2l.optimizers import make_baseline
 from l2l.problems import derive_seed
 from l2l.runtime import atomic_write, locked, progress as progress_bar
 
 # Learning rates tried for every baseline: powers of two from 2^-14 ≈ 6e-5 to 2^3 = 8 [open].
 LR_GRID = tuple(2.0**k for k in range(-14, 4))
+
+
+PROBE_RUNS, PROBE_STEPS = 2, 5
+
+
+@torch.no_grad()
+def probe(problem, opt) -> list[float]:
+    """What the code computes for `opt` on `problem`, in a few numbers: the losses and update sizes
+    ‖g_t‖ of its first steps on two fixed functions, on the CPU and without torch.compile (so the
+    same code gives the same probe on every machine, up to float rounding)."""
+    if isinstance(opt, torch.nn.Module):
+        opt = copy.deepcopy(opt).cpu()
+        for module in opt.modules():
+            if getattr(module, "compile", False):
+                module.compile = False
+    task = problem.sample(PROBE_RUNS, derive_seed(0, "probe"), "cpu")
+    points = list(optimize(task, opt, PROBE_STEPS))
+    losses = torch.stack([p.loss for p in points], 1)
+    sizes = torch.stack([p.update.flatten(1).norm(dim=1) for p in points[:-1]], 1)
+    return [float(f"{v:.7g}") for v in torch.cat([losses, sizes], 1).flatten().tolist()]
+
+
+def same_probe(stored, current, rtol: float = 1e-4) -> bool:
+    """Whether a stored probe matches the current one (float rounding aside); none stored: no."""
+    return (stored is not None and len(stored) == len(current)
+            and bool(np.allclose(stored, current, rtol=rtol, atol=1e-12, equal_nan=True)))
 
 
 def tune(problem, name, steps: int, runs: int, seed: int, device="cpu",
@@ -39,19 +70,25 @@ def tune(problem, name, steps: int, runs: int, seed: int, device="cpu",
 
 
 def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", grid=LR_GRID,
-                cache: str | Path | None = None, progress: bool = True) -> dict[str, float]:
-    """Tuned learning rates of several baselines, reused from a JSON cache when its key matches."""
+                cache: str | Path | None = None, progress: bool = True, refresh: bool = False) -> dict[str, float]:
+    """Tuned learning rates of several baselines, reused from a JSON cache when its key matches and
+    the baseline's `probe` at that rate is what the current code computes (`refresh`: tune again)."""
     key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={','.join(f'{g:g}' for g in grid)}"
-    rates = dict(_read(cache).get(key, {}))
+    stored = {} if refresh else _read(cache).get(key, {})
+    found = {}
     for name in progress_bar(names, progress, desc=f"tuning on {problem.spec}"):
-        if name not in rates:
-            rates[name], _ = tune(problem, name, steps, runs, seed, device, grid)
+        entry = stored.get(name)
+        if isinstance(entry, dict) and same_probe(entry["probe"], probe(problem, make_baseline(name, entry["lr"]))):
+            found[name] = entry
+        else:
+            lr, _ = tune(problem, name, steps, runs, seed, device, grid)
+            found[name] = {"lr": lr, "probe": probe(problem, make_baseline(name, lr))}
     if cache:
         # chapters run in parallel share the cache: read it again under the lock, merge, write
         with locked(cache):
             store = _read(cache)
-            atomic_write(cache, json.dumps({**store, key: {**store.get(key, {}), **rates}}, indent=1))
-    return rates
+            atomic_write(cache, json.dumps({**store, key: {**store.get(key, {}), **found}}, indent=1))
+    return {name: entry["lr"] for name, entry in found.items()}
 
 
 def _read(cache: str | Path | None) -> dict:

@@ -1,0 +1,237 @@
+"""The claims ledger: one row per claim of the paper (and of the book), computed from `data/results/`.
+
+Each `Claim` names the results file(s) a chapter wrote, the learned optimizer, the step and what
+it is compared with. Its verdict comes from paired differences over the same test runs
+(`l2l.evaluation.versus`): the claim "A is lower than every one of B" holds when every paired
+interval lies below zero, fails when any lies above, and is a tie otherwise; a claim that A is
+*higher* (the ReLU failure) mirrors that. Curves computed before per-run numbers were kept fall back
+to comparing intervals, and the row says "unpaired". Nothing here is typed by hand but the claims
+themselves and the paper's values, marked ≈ where read off a figure.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from l2l.book.presets import results_path
+from l2l.book.report import loss_text, paired_text
+from l2l.evaluation import Curve, Paired, beats_all, load, versus
+
+FLIP = {"holds": "fails", "fails": "holds", "tie": "tie"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: `learned` is lower (or, with higher=True, higher) than each of `against` at `step`
+    in the curves of `results` (a result's name in data/results/, as `presets.results_path` names it
+    at the book scale, without .json; or a glob: one verdict per file).
+
+    against: labels; () means every tuned baseline in the file (curves with a learning rate).
+    """
+
+    claim: str
+    paper: str
+    chapter: str
+    results: str
+    step: int
+    learned: str = "LSTM"
+    against: tuple[str, ...] = ()
+    higher: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    claim: Claim
+    ours: str  # the learned optimizer's mean ± 95% interval, and the nearest opponent's
+    difference: str  # learned − nearest opponent, paired, with its interval
+    verdict: str  # holds, tie, fails; partly (some files of a sweep); "no results" when not yet written
+    runs: str  # test runs behind the verdict
+    trained: str  # how many independently trained optimizers the claim holds for
+    note: str = ""
+
+
+def _opponents(curves: dict[str, Curve], claim: Claim) -> dict[str, Curve]:
+    labels = claim.against or tuple(k for k, c in curves.items() if c.lr is not None)
+    return {k: curves[k] for k in labels if k in curves}
+
+
+def _unpaired(me: Curve, other: Curve, step: int) -> str:
+    gap = me.mean[step] - other.mean[step]
+    return "tie" if abs(gap) <= me.ci95[step] + other.ci95[step] else "holds" if gap < 0 else "fails"
+
+
+def step_of(claim: Claim, curve: Curve) -> int:
+    """The step a claim is about, or the curve's last step when it is shorter (smoke runs)."""
+    return curve.steps if claim.step == -1 or claim.step > curve.steps else claim.step
+
+
+def verdict_of(curves: dict[str, Curve], label: str, claim: Claim) -> tuple[str, dict[str, Paired] | None]:
+    """The claim's verdict for one learned curve, and its paired comparisons (None: unpaired)."""
+    step = step_of(claim, curves[label])
+    opponents = _opponents(curves, claim)
+    if any(c.per_run is None for c in (curves[label], *opponents.values())):
+        verdicts = {k: _unpaired(curves[label], c, step) for k, c in opponents.items()}
+        comparisons = None
+    else:
+        comparisons = versus({label: curves[label], **opponents}, label, step)
+        verdicts = {k: p.verdict for k, p in comparisons.items()}
+    if claim.higher:
+        verdicts = {k: FLIP[v] for k, v in verdicts.items()}
+    return beats_all(verdicts.values()), comparisons
+
+
+def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
+    """The ledger row of one claim, from the results folder (of a run at `scale`)."""
+    files = sorted(glob.glob(str(results_path("", scale, results, name=claim.results))))
+    if not files:
+        return Row(claim, "–", "–", "no results", "–", "–", f"{claim.results} not found")
+    if len(files) > 1:
+        return _sweep(claim, files)
+    curves, meta = load(files[0])
+    me = curves[claim.learned]
+    step = step_of(claim, me)
+    verdict, comparisons = verdict_of(curves, claim.learned, claim)
+    opponents = _opponents(curves, claim)
+    nearest = min(opponents, key=lambda k: opponents[k].mean[step]) if not claim.higher else \
+        max(opponents, key=lambda k: opponents[k].mean[step])
+    ours = (f"{loss_text(me.mean[step])} ± {loss_text(me.ci95[step])} against {nearest} "
+            f"{loss_text(opponents[nearest].mean[step])} ± {loss_text(opponents[nearest].ci95[step])}")
+    difference = paired_text(comparisons[nearest]) if comparisons else "–"
+    runs = str(me.runs or meta.get("runs", "?"))
+    trained = meta.get("trained", [claim.learned]) if claim.learned == "LSTM" else [claim.learned]
+    held = sum(verdict_of(curves, label, claim)[0] == "holds" for label in trained if label in curves)
+    note = "" if comparisons else "unpaired"
+    return Row(claim, ours, difference, verdict, runs, f"{held} of {len(trained)}", note)
+
+
+def _sweep(claim: Claim, files: list[str]) -> Row:
+    """A claim over several files (an architecture sweep): how many of them it holds for."""
+    verdicts, runs = [], set()
+    for file in files:
+        curves, meta = load(file)
+        verdicts.append(verdict_of(curves, claim.learned, claim)[0])
+        runs.add(str(curves[claim.learned].runs or meta.get("runs", "?")))
+    held, failed = verdicts.count("holds"), verdicts.count("fails")
+    verdict = "holds" if held == len(files) else "fails" if held == 0 else "partly"
+    ours = f"holds in {held}, tie in {verdicts.count('tie')}, fails in {failed} of {len(files)} architectures"
+    return Row(claim, ours, "–", verdict, "/".join(sorted(runs)) + " per architecture", "–")
+
+
+def ledger(claims: list[Claim], results: str | Path, scale: str = "book") -> list[Row]:
+    return [evaluate(claim, results, scale) for claim in claims]
+
+
+def table(rows: list[Row], link=lambda chapter: f"{{doc}}`{chapter}`") -> str:
+    """The ledger as a Markdown table, five columns to fit the book's page."""
+    lines = ["| claim | the paper | ours: mean ± 95% interval; paired difference | verdict | behind it |",
+             "| --- | --- | --- | :---: | --- |"]
+    for r in rows:
+        verdict = f"**{r.verdict}**" + (f" ({r.note})" if r.note else "")
+        ours = r.ours if r.difference == "–" else f"{r.ours}; {r.difference}"
+        behind = "–" if r.runs == "–" else f"{r.runs} test runs; {r.trained} trained optimizers"
+        lines.append(f"| {r.claim.claim} ({link(r.claim.chapter)}) | {r.claim.paper} | {ours} | {verdict} | {behind} |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> str:
+    """One sentence: how many claims hold, tie and fail, naming those that do not hold."""
+    count = {v: [r.claim.claim for r in rows if r.verdict == v]
+             for v in ("holds", "partly", "tie", "fails", "no results")}
+    n = {v: len(k) for v, k in count.items()}
+    verb = lambda k, one, many: f"{k} {one if k == 1 else many}"
+    said = [verb(n["holds"], "holds", "hold") if n["holds"] else "",
+            verb(n["partly"], "holds", "hold") + " in part (for some architectures)" if n["partly"] else "",
+            verb(n["tie"], "is a tie", "are ties") + " (the 95% interval of the difference contains zero)"
+            if n["tie"] else "",
+            verb(n["fails"], "fails", "fail") if n["fails"] else ""]
+    said = [x for x in said if x] or ["none has results yet"]
+    text = f"Of {verb(len(rows), 'claim', 'claims')}, " + (", ".join(said[:-1]) + " and " if len(said) > 1 else "") + said[-1]
+    parts = [f"fail: {'; '.join(count['fails'])}" if count["fails"] else "",
+             f"in part: {'; '.join(count['partly'])}" if count["partly"] else "",
+             f"ties: {'; '.join(count['tie'])}" if count["tie"] else "",
+             f"not yet computed: {'; '.join(count['no results'])}" if count["no results"] else ""]
+    return text + "." + "".join(f" {p[0].upper() + p[1:]}." for p in parts if p)
+
+
+NO_BENCHMARK = "Appendix: architecture only, no benchmark"
+
+# The paper's claims, and the book's own. Paper values marked ≈ are read off its figures.
+CLAIMS = [
+    Claim("Quadratics: the LSTM ends below every tuned baseline at step 100",
+          "Fig. 4 left: LSTM ≈ 0.04, RMSprop ≈ 0.05, ADAM ≈ 0.055, NAG ≈ 0.075, SGD ≈ 0.2",
+          "01_quadratics", "quadratic", 100),
+    Claim("MNIST 784-20-10: below every tuned baseline at step 100",
+          "Fig. 4 centre: LSTM ≈ 0.2–0.25; NAG, ADAM, RMSprop ≈ 0.3–0.35; SGD ≈ 0.5",
+          "02_mnist", "mnist", 100),
+    Claim("MNIST 784-20-10: still below at step 200 (trained for 100)",
+          "Fig. 4 right: the LSTM stays ahead (no value read)", "02_mnist", "mnist", 200),
+    Claim("MNIST, 40 hidden units (not trained on): below every tuned baseline at step 100",
+          "Fig. 5 left: the LSTM ends lowest", "02_mnist", "mnist-hidden40", 100),
+    Claim("MNIST, two hidden layers (not trained on): below every tuned baseline at step 100",
+          "Fig. 5 centre: the LSTM ends lowest", "02_mnist", "mnist-layers2", 100),
+    Claim("MNIST width and depth sweep: below tuned ADAM and NAG at step 100",
+          "Fig. 6: the LSTM generalizes near its training architecture", "02_mnist",
+          "mnist-sweep/*", 100, against=("ADAM", "NAG")),
+    Claim("MNIST with ReLU: the sigmoid-trained LSTM is behind every tuned baseline at step 100",
+          "Fig. 5 right: LSTM ≈ 2.3 and rising; baselines ≈ 0.3–0.4", "03_relu",
+          "mnist-activationrelu", 100, against=("SGD", "RMSprop", "ADAM", "NAG"), higher=True),
+    Claim("CIFAR-10: the LSTM below every tuned baseline early (step 100)",
+          "Fig. 7 left: the LSTM learns much faster early; NAG catches up after ≈ 500 steps",
+          "04_cifar", "cifar", 100),
+    Claim("CIFAR-5: the LSTM below every tuned baseline at step 1,000",
+          "Fig. 7 centre: the LSTM stays ahead", "04_cifar", "cifar-classes5", 1000),
+    Claim("CIFAR-2: the LSTM below every tuned baseline at step 1,000",
+          "Fig. 7 right: the LSTM stays ahead", "04_cifar", "cifar-classes2", 1000),
+    Claim("CIFAR-5: LSTM-sub (trained on the other labels) below every tuned baseline at step 1,000",
+          "Fig. 7 centre: LSTM-sub transfers almost as well", "04_cifar", "cifar-classes5", 1000,
+          learned="LSTM-sub", against=("SGD", "RMSprop", "ADAM", "NAG")),
+    Claim("Neural art, training style, 64×64: below every tuned baseline at step 128",
+          "Fig. 8 left: the LSTM below all baselines", "05_neural_art", "neural_art", 128),
+    Claim("Neural art, new style at 128×128: below every tuned baseline at step 128",
+          "Fig. 8 right: the LSTM below all baselines", "05_neural_art",
+          "neural_art-size128-stylegreat_wave", 128),
+    *(Claim(f"Quadratics: {model} below the coordinatewise LSTM at step 100", NO_BENCHMARK, "06_ntm_bfgs",
+            "quadratic-sharing", 100, learned=model, against=("LSTM",))
+      for model in ("LSTM+GAC", "NTM-BFGS", "NTM-L-BFGS")),
+    Claim("MNIST: NTM-L-BFGS below the coordinatewise LSTM at step 100", NO_BENCHMARK, "06_ntm_bfgs", "mnist-ntm-lbfgs", 100,
+          learned="NTM-L-BFGS", against=("LSTM",)),
+    Claim("Book: far past its horizon (step 1,000) the MNIST LSTM is behind every tuned baseline",
+          "not in the paper (Chen et al. 2020 report divergence)", "02_mnist", "mnist-long", 1000,
+          higher=True),
+    Claim("Book: an LSTM trained on a sigmoid/ReLU mix is below every tuned baseline on ReLU at step 100",
+          "not in the paper (remedy after Lv et al. 2017)", "03_relu", "mnist-activationrelu", 100,
+          learned="LSTM-mix", against=("SGD", "RMSprop", "ADAM", "NAG")),
+]
+
+
+# The book's chapters and the paper's figures each replicates (the introduction's table).
+CHAPTERS = {
+    "00_claims": "–",
+    "01_quadratics": "Fig. 4 (left)",
+    "02_mnist": "Fig. 4 (centre, right), 5 (left, centre), 6",
+    "03_relu": "Fig. 5 (right)",
+    "04_cifar": "Fig. 7",
+    "05_neural_art": "Figs. 8, 9, Appendix B",
+    "06_ntm_bfgs": "Appendix (no public code)",
+    "07_own_model": "– (beyond the paper: a trained optimizer on your own model)",
+    "90_speed": "– (speed: CPU here, GPU on one H100)",
+}
+
+
+def status_table(rows: list[Row], link=lambda chapter: f"{{doc}}`{chapter}`") -> str:
+    """Per chapter: the paper's figures and how its claims fare (the introduction's table)."""
+    lines = ["| chapter | paper | claims: verdicts |", "| --- | --- | --- |"]
+    for chapter, figures in CHAPTERS.items():
+        mine = [r.verdict for r in rows if r.claim.chapter == chapter]
+        order = ("holds", "partly", "tie", "fails", "no results")
+        counts = ", ".join(f"{mine.count(v)} {v}" for v in order if v in mine) if mine else "–"
+        lines.append(f"| {link(chapter)} | {figures} | {counts} |")
+    return "\n".join(lines)
+
+
+def for_chapter(chapter: str, results: str | Path, scale: str = "book") -> str:
+    """A chapter's closing verdicts: its rows of the ledger, as a table and in words."""
+    rows = ledger([c for c in CLAIMS if c.chapter == chapter], results, scale)
+    return table(rows, link=lambda _: "ledger: {doc}`00_claims`") + "\n\n" + summary(rows)

@@ -1,0 +1,74 @@
+"""Random search over the meta-learning rate, the paper's protocol ("learning rate found by random
+search"): trials of one recipe that differ in `meta_lr` (drawn log-uniformly), each an ordinary
+resumable checkpoint, the winner picked by validation loss, never by test.
+
+All trials validate on the same functions (the recipe's seed names them), so their validation
+losses are comparable; rerunning a sweep continues its unfinished trials and reuses finished ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from l2l.errors import UserError
+from l2l.problems import derive_seed
+from l2l.runtime import atomic_write, progress as progress_bar
+from l2l.training.checkpoint import load_checkpoint
+from l2l.training.config import TrainConfig
+from l2l.training.meta_train import meta_train
+
+
+def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float = 1e-2,
+                seed: int = 0) -> list[TrainConfig]:
+    """`trials` copies of the recipe with meta-learning rates drawn log-uniformly from [low, high],
+    the same ones for the same `seed` on every machine."""
+    if trials < 1:
+        raise UserError(f"a sweep needs at least one trial, got {trials}")
+    if not 0 < low <= high:
+        raise UserError(f"meta-learning-rate range must satisfy 0 < low <= high, got {low}, {high}")
+    g = torch.Generator().manual_seed(derive_seed(seed, "sweep"))
+    u = torch.rand(trials, generator=g, dtype=torch.float64).tolist()
+    return [dataclasses.replace(config, meta_lr=float(f"{math.exp(math.log(low) + x * math.log(high / low)):.3g}"))
+            for x in u]
+
+
+def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Path, low: float = 1e-4,
+          high: float = 1e-2, seed: int = 0, device: str = "cpu", compile: bool = False,
+          progress: bool = True, max_minutes: float | None = None) -> dict:
+    """Meta-train every trial (resuming unfinished ones) into `folder`, then write the sweep's table
+    to `table` (JSON): each trial's recipe, checkpoint, validation curve, best validation loss and
+    wall time, and the winner (lowest best validation loss). With `max_minutes`, stops once that
+    much time has passed (each trial checkpointed): the same call continues. Returns the table."""
+    folder, name = Path(folder), Path(table).stem  # trial k's checkpoint: <folder>/<table's name>-trial<k>.pt
+    rows, spent = [], 0.0
+    for k, trial in enumerate(progress_bar(draw_trials(config, trials, low, high, seed), progress,
+                                           desc=f"sweep of {name}")):
+        path = folder / f"{name}-trial{k}.pt"
+        left = None if max_minutes is None else max_minutes - spent
+        if left is not None and left <= 0:
+            break
+        before = _wall(path)
+        ck = meta_train(trial, path, device=device, progress=False, compile=compile, max_minutes=left)
+        spent += (ck["wall_time"] - before) / 60
+        rows.append({"trial": k, "meta_lr": trial.meta_lr, "checkpoint": path.name,
+                     "epochs": ck["epoch"], "finished": ck["epoch"] >= trial.epochs,
+                     "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
+                     "validation": [[h["epoch"], h["val"]] for h in ck["history"]],
+                     "minutes": ck["wall_time"] / 60, "hardware": ck.get("hardware", "")})
+    finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
+    result = {"recipe": config.to_dict(), "trials": trials, "range": [low, high], "seed": seed,
+              "complete": len(finished) == trials,
+              "winner": min(finished, key=lambda r: r["best_val"])["trial"] if finished else None,
+              "rows": rows}
+    atomic_write(table, json.dumps(result, indent=1))
+    return result
+
+
+def _wall(path: Path) -> float:
+    """Wall time a checkpoint already holds (0 when there is none)."""
+    return load_checkpoint(path)["wall_time"] if path.exists() else 0.0

@@ -1,0 +1,100 @@
+"""The claims ledger: every cell computed from results files (here a small fixture)."""
+
+
+import torch
+
+from l2l.book import ledger
+from l2l.book.ledger import Claim
+from l2l.evaluation import Curve, save
+
+
+def _fixture(folder):
+    hard = torch.linspace(1, 2, 12)[:, None]  # twelve test functions shared by every optimizer
+    decay = torch.exp(-torch.arange(101.0) / 30)
+    noise = lambda seed: 1 + 0.01 * torch.randn(12, 101, generator=torch.Generator().manual_seed(seed))
+    curves = {"LSTM": Curve.of("LSTM", hard * decay * 0.5 * noise(0)),
+              "LSTM seed 1": Curve.of("LSTM seed 1", hard * decay * 1.5 * noise(1)),
+              "ADAM": Curve.of("ADAM", hard * decay * noise(2), lr=0.01),
+              "SGD": Curve.of("SGD", hard * decay * 2 * noise(3), lr=0.1)}
+    save(curves, folder / "good.json", trained=["LSTM", "LSTM seed 1"], runs=12)
+    save({**curves, "LSTM": curves["ADAM"].__class__("LSTM", curves["ADAM"].mean, curves["ADAM"].ci95,
+                                                      None, curves["ADAM"].per_run)}, folder / "level.json")
+    (folder / "sweep").mkdir()
+    for k in range(3):
+        save(curves if k < 2 else {**curves, "LSTM": curves["LSTM seed 1"]}, folder / "sweep" / f"{k}.json")
+    old = {k: Curve(k, c.mean, c.ci95, c.lr) for k, c in curves.items()}  # no per-run numbers
+    save(old, folder / "old.json", runs=12)
+    return curves
+
+
+def test_rows_are_computed_from_the_results(tmp_path):
+    _fixture(tmp_path)
+    rows = ledger.ledger([
+        Claim("beats", "≈ 0.1", "01_quadratics", "good", 100),
+        Claim("level", "–", "01_quadratics", "level", 100),
+        Claim("worse", "–", "01_quadratics", "good", 100, learned="LSTM seed 1"),
+        Claim("behind", "–", "01_quadratics", "good", 100, learned="LSTM seed 1", higher=True,
+              against=("ADAM",)),
+        Claim("sweep", "–", "02_mnist", "sweep/*", 100),
+        Claim("old", "–", "04_cifar", "old", 100),
+        Claim("missing", "–", "04_cifar", "nothing", 100),
+    ], tmp_path)
+    verdicts = {r.claim.claim: r.verdict for r in rows}
+    assert verdicts == {"beats": "holds", "level": "tie", "worse": "fails", "behind": "holds",
+                        "sweep": "partly", "old": "holds", "missing": "no results"}
+    beats = rows[0]
+    assert beats.trained == "1 of 2"  # seed 1 is behind ADAM
+    assert beats.runs == "12" and beats.ours.endswith(f"against ADAM {beats.ours.split('ADAM ')[1]}")
+    assert beats.difference.startswith("−0.0") and "[" in beats.difference
+    assert "holds in 2, tie in 0, fails in 1 of 3" in rows[4].ours
+    assert rows[5].note == "unpaired" and rows[5].difference == "–"
+    text = ledger.table(rows)
+    assert text.count("\n") == len(rows) + 1 and "sweep ({doc}`02_mnist`)" in text
+    assert "| beats ({doc}`01_quadratics`) | ≈ 0.1 | " in text and "| 12 test runs; 1 of 2 trained optimizers |" in text
+    assert ledger.summary(rows).startswith("Of 7 claims, 3 hold, 1 holds in part (for some architectures), 1 is a tie (the 95% interval of the difference contains zero) and 1 fails.")
+    assert "Not yet computed: missing." in ledger.summary(rows)
+    status = ledger.status_table(rows).splitlines()
+    assert "| {doc}`01_quadratics` | Fig. 4 (left) | 2 holds, 1 tie, 1 fails |" in status
+    assert "| {doc}`04_cifar` | Fig. 7 | 1 holds, 1 no results |" in status
+
+
+def test_a_claim_about_a_later_step_than_a_short_run_has_uses_its_last_step(tmp_path):
+    _fixture(tmp_path)  # 100-step curves, as a smoke run's are shorter than the book's
+    row = ledger.evaluate(Claim("long", "–", "02_mnist", "good", 1000), tmp_path)
+    assert row.verdict == "holds" and row.difference == ledger.evaluate(
+        Claim("at 100", "–", "02_mnist", "good", 100), tmp_path).difference
+
+
+def test_a_chapter_gets_its_own_rows(tmp_path):
+    _fixture(tmp_path)
+    (tmp_path / "quadratic.json").write_bytes((tmp_path / "good.json").read_bytes())
+    text = ledger.for_chapter("01_quadratics", tmp_path)
+    assert text.count("| Quadratics") == 1 and "Of 1 claim, 1 holds." in text
+
+
+def test_every_claim_points_at_a_chapter_of_the_book():
+    from l2l.book.runner import NOTEBOOKS, chapters
+
+    for claim in ledger.CLAIMS:
+        assert (NOTEBOOKS / f"{claim.chapter}.ipynb").exists(), claim.chapter
+    assert set(ledger.CHAPTERS) == set(chapters()) - {"intro"}
+    assert len({c.claim for c in ledger.CLAIMS}) == len(ledger.CLAIMS)
+
+
+def test_the_committed_results_give_a_ledger(tmp_path):
+    """Whatever data/results holds, every claim gets a row and the verdicts are from the vocabulary."""
+    from l2l.runtime import results_dir
+
+    rows = ledger.ledger(ledger.CLAIMS, results_dir())
+    assert {r.verdict for r in rows} <= {"holds", "partly", "tie", "fails", "no results"}
+
+
+def test_the_command_line_prints_the_ledger(tmp_path, capsys):
+    from l2l.cli import main
+
+    _fixture(tmp_path)
+    (tmp_path / "quadratic.json").write_bytes((tmp_path / "good.json").read_bytes())
+    main(["ledger", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "     holds  Quadratics: the LSTM ends below every tuned baseline at step 100" in out
+    assert "trained optimizers holding 1 of 2" in out and "no results" in out and out.strip().splitlines()[-1].startswith("Of ")
