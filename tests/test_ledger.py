@@ -46,11 +46,12 @@ def test_rows_are_computed_from_the_results(tmp_path):
     assert beats.trained == "1 of 2"  # seed 1 is behind ADAM
     assert beats.runs == "12" and beats.ours.endswith(f"against ADAM {beats.ours.split('ADAM ')[1]}")
     assert beats.difference.startswith("−0.0") and "[" in beats.difference
-    assert "holds in 2, tie in 0, fails in 1 of 3" in rows[4].ours
+    assert "holds in 2, tie in 0, fails in 1 of 3" in rows[4].ours and rows[4].runs == "3 × 12"
+    assert "| 3 × 12 test runs |" in ledger.table(rows[4:5])
     assert rows[5].note == "unpaired" and rows[5].difference == "–"
     text = ledger.table(rows)
     assert text.count("\n") == len(rows) + 1 and "sweep ({doc}`02_mnist`)" in text
-    assert "| beats ({doc}`01_quadratics`) | ≈ 0.1 | " in text and "| 12 test runs; 1 of 2 trained optimizers |" in text
+    assert "| beats ({doc}`01_quadratics`) | ≈ 0.1 | " in text and "| 12 test runs; holds for 1 of 2 trained optimizers |" in text
     assert ledger.summary(rows).startswith("Of 7 claims, 3 hold, 1 holds in part (for some architectures), 1 is a tie (the 95% interval of the difference contains zero) and 1 fails.")
     assert "Not yet computed: missing." in ledger.summary(rows)
     status = ledger.status_table(rows).splitlines()

@@ -112,11 +112,12 @@ def _sweep(claim: Claim, files: list[str]) -> Row:
     for file in files:
         curves, meta = load(file)
         verdicts.append(verdict_of(curves, claim.learned, claim)[0])
-        runs.add(str(curves[claim.learned].runs or meta.get("runs", "?")))
+        runs.add(curves[claim.learned].runs or meta.get("runs", "?"))
     held, failed = verdicts.count("holds"), verdicts.count("fails")
     verdict = "holds" if held == len(files) else "fails" if held == 0 else "partly"
     ours = f"holds in {held}, tie in {verdicts.count('tie')}, fails in {failed} of {len(files)} architectures"
-    return Row(claim, ours, "–", verdict, "/".join(sorted(runs)) + " per architecture", "–")
+    each = "/".join(map(str, sorted(runs)))
+    return Row(claim, ours, "–", verdict, f"{len(files)} × {each}", "–")
 
 
 def ledger(claims: list[Claim], results: str | Path, scale: str = "book") -> list[Row]:
@@ -130,7 +131,8 @@ def table(rows: list[Row], link=lambda chapter: f"{{doc}}`{chapter}`") -> str:
     for r in rows:
         verdict = f"**{r.verdict}**" + (f" ({r.note})" if r.note else "")
         ours = r.ours if r.difference == "–" else f"{r.ours}; {r.difference}"
-        behind = "–" if r.runs == "–" else f"{r.runs} test runs; {r.trained} trained optimizers"
+        behind = "–" if r.runs == "–" else f"{r.runs} test runs" + (
+            f"; holds for {r.trained} trained optimizers" if r.trained != "–" else "")
         lines.append(f"| {r.claim.claim} ({link(r.claim.chapter)}) | {r.claim.paper} | {ours} | {verdict} | {behind} |")
     return "\n".join(lines)
 
