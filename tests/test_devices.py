@@ -41,6 +41,9 @@ ALLOWED = {
     ("problems/neural_art.py", "sample", "randperm"):
         "indices into the CPU pool of content images (content_pool reads them on the CPU); the "
         "images are moved to the device by `task`",
+    ("training/sweep.py", "draw_trials", "rand"):
+        "the sweep's meta-learning rates are plain numbers, drawn on the CPU so that a sweep seed "
+        "names the same trials on every machine; no tensor of them reaches a device",
     ("problems/neural_art.py", "content_pool", "empty"):
         "the content images are assembled on the CPU from the CIFAR arrays and the photos; `task` "
         "moves them to the device",

@@ -17,6 +17,7 @@ import torch
 
 from l2l.errors import UserError
 from l2l.problems import derive_seed
+from l2l.problems.base import generator
 from l2l.runtime import atomic_write, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
@@ -31,8 +32,8 @@ def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float
         raise UserError(f"a sweep needs at least one trial, got {trials}")
     if not 0 < low <= high:
         raise UserError(f"meta-learning-rate range must satisfy 0 < low <= high, got {low}, {high}")
-    g = torch.Generator().manual_seed(derive_seed(seed, "sweep"))
-    u = torch.rand(trials, generator=g, dtype=torch.float64).tolist()
+    u = torch.rand(trials, generator=generator(derive_seed(seed, "sweep")), dtype=torch.float64,
+                   device="cpu").tolist()  # seeded on the CPU: the same draws on every machine
     return [dataclasses.replace(config, meta_lr=float(f"{math.exp(math.log(low) + x * math.log(high / low)):.3g}"))
             for x in u]
 
