@@ -17,7 +17,7 @@ from pathlib import Path
 
 from l2l.book.presets import results_path
 from l2l.book.report import loss_text, paired_text
-from l2l.evaluation import Curve, Paired, beats_all, load, versus
+from l2l.evaluation import Curve, Paired, beats_all, load, unpaired, versus
 
 FLIP = {"holds": "fails", "fails": "holds", "tie": "tie"}
 
@@ -57,11 +57,6 @@ def _opponents(curves: dict[str, Curve], claim: Claim) -> dict[str, Curve]:
     return {k: curves[k] for k in labels if k in curves}
 
 
-def _unpaired(me: Curve, other: Curve, step: int) -> str:
-    gap = me.mean[step] - other.mean[step]
-    return "tie" if abs(gap) <= me.ci95[step] + other.ci95[step] else "holds" if gap < 0 else "fails"
-
-
 def step_of(claim: Claim, curve: Curve) -> int:
     """The step a claim is about, or the curve's last step when it is shorter (smoke runs)."""
     return curve.steps if claim.step == -1 or claim.step > curve.steps else claim.step
@@ -72,7 +67,7 @@ def verdict_of(curves: dict[str, Curve], label: str, claim: Claim) -> tuple[str,
     step = step_of(claim, curves[label])
     opponents = _opponents(curves, claim)
     if any(c.per_run is None for c in (curves[label], *opponents.values())):
-        verdicts = {k: _unpaired(curves[label], c, step) for k, c in opponents.items()}
+        verdicts = {k: unpaired(curves[label], c, step) for k, c in opponents.items()}
         comparisons = None
     else:
         comparisons = versus({label: curves[label], **opponents}, label, step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l2l.evaluation import Curve, Paired, versus
+from l2l.evaluation import Curve, Paired, unpaired, versus
 
 
 def loss_text(x: float) -> str:
@@ -95,7 +95,7 @@ def _unpaired(me: Curve, others: dict[str, Curve], learned: str, step: int) -> s
     best_label = min(tuned, key=lambda k: tuned[k].mean[step])
     best = tuned[best_label]
     a, b = me.mean[step], best.mean[step]
-    separated = abs(a - b) > me.ci95[step] + best.ci95[step]
+    separated = unpaired(me, best, step) != "tie"
     where = "below" if a < b else "above"
     how = "and the 95% intervals do not overlap" if separated else "but the 95% intervals overlap"
     return (f"At step {step}, the {learned} is at {loss_text(a)}, {where} the best tuned baseline "

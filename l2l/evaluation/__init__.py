@@ -4,9 +4,9 @@ what computed them (`curves`)."""
 
 from l2l.evaluation.curves import compare, cost_of, fingerprint, load, save, test_curve
 from l2l.evaluation.stats import (Curve, Paired, beats_all, mean_ci, paired, recorded_steps, t_quantile,
-                                  versus)
+                                  unpaired, versus)
 from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tune, tuned_rates
 
 __all__ = ["compare", "cost_of", "fingerprint", "load", "save", "test_curve", "Curve", "Paired", "beats_all",
-           "mean_ci", "paired", "recorded_steps", "t_quantile", "versus", "LR_GRID", "probe", "same_probe",
+           "mean_ci", "paired", "recorded_steps", "t_quantile", "unpaired", "versus", "LR_GRID", "probe", "same_probe",
            "tune", "tuned_rates"]

@@ -186,6 +186,13 @@ def versus(curves: dict[str, Curve], label: str, step: int = -1, over: bool = Fa
     return {k: paired(pick(mine), pick(c)) for k, c in curves.items() if k != label}
 
 
+def unpaired(a: Curve, b: Curve, step: int) -> str:
+    """The verdict on "a is lower than b at `step`" from the two 95% intervals alone (for curves
+    without per-run numbers): holds or fails when the intervals do not overlap, else tie."""
+    gap = a.mean[step] - b.mean[step]
+    return "tie" if abs(gap) <= a.ci95[step] + b.ci95[step] else "holds" if gap < 0 else "fails"
+
+
 def beats_all(verdicts) -> str:
     """"A beats all of them", from the verdicts of its comparisons: holds when every one holds,
     fails when any fails, else tie."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -19,7 +20,6 @@ from l2l.errors import UserError
 from l2l.problems import derive_seed
 from l2l.problems.base import generator
 from l2l.runtime import atomic_write, progress as progress_bar
-from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import meta_train
 
@@ -46,16 +46,14 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     wall time, and the winner (lowest best validation loss). With `max_minutes`, stops once that
     much time has passed (each trial checkpointed): the same call continues. Returns the table."""
     folder, name = Path(folder), Path(table).stem  # trial k's checkpoint: <folder>/<table's name>-trial<k>.pt
-    rows, spent = [], 0.0
+    rows, started = [], time.perf_counter()
     for k, trial in enumerate(progress_bar(draw_trials(config, trials, low, high, seed), progress,
                                            desc=f"sweep of {name}")):
         path = folder / f"{name}-trial{k}.pt"
-        left = None if max_minutes is None else max_minutes - spent
+        left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
         if left is not None and left <= 0:
             break
-        before = _wall(path)
         ck = meta_train(trial, path, device=device, progress=False, compile=compile, max_minutes=left)
-        spent += (ck["wall_time"] - before) / 60
         rows.append({"trial": k, "meta_lr": trial.meta_lr, "checkpoint": path.name,
                      "epochs": ck["epoch"], "finished": ck["epoch"] >= trial.epochs,
                      "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
@@ -68,8 +66,3 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
               "rows": rows}
     atomic_write(table, json.dumps(result, indent=1))
     return result
-
-
-def _wall(path: Path) -> float:
-    """Wall time a checkpoint already holds (0 when there is none)."""
-    return load_checkpoint(path)["wall_time"] if path.exists() else 0.0
