@@ -4,6 +4,9 @@ Both implementations run the same meta-updates (one unroll of K optimizee steps,
 pass and an Adam step on φ) on the same functions, in one process, after a warm-up. Reported:
 optimizee steps per second (R batched runs count as R steps each), milliseconds per meta-update,
 and the memory autograd keeps for the backward pass of one unroll (saved tensors, deduplicated).
+The population row trains P optimizers at once (`l2l.training.population`), each on R runs of its
+own, and counts the steps of all of them: against the `ours` row it says what batching trials costs
+or saves per trial.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from pathlib import Path
 import torch
 
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
+from l2l.optimizers.population import Population
 from l2l.optimizers.reference import reference_init, reference_unroll
-from l2l.problems import make_problem
+from l2l.problems import make_problem, stack_tasks
 from l2l.runtime import atomic_write, hardware
 from l2l.training import GraphedUnroll, TrainConfig, truncate, unroll
+from l2l.training.population import population_updates
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 
@@ -47,16 +52,24 @@ def _sync(device):
 
 
 def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
-                      updates=5, warmup=2) -> dict:
+                      updates=5, warmup=2, members: int = 4) -> dict:
     """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
-    'compiled' (ours through torch.compile; the warm-up absorbs the compilation) or 'graphed'
-    (ours, each unroll one captured CUDA graph; GPU only)."""
+    'compiled' (ours through torch.compile; the warm-up absorbs the compilation), 'graphed'
+    (ours, each unroll one captured CUDA graph; GPU only) or 'population' (`members` optimizers
+    at once, eager, each with its own Adam, on `runs` runs each)."""
     problem = make_problem(spec)
     if impl == "compiled":
         torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
-    opt = LSTMOptimizer(LSTMConfig(**problem.optimizer_defaults), compile=impl == "compiled").to(device)
+    config = LSTMConfig(**problem.optimizer_defaults)
+    opt = LSTMOptimizer(config, compile=impl == "compiled").to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
+    if impl == "population":
+        opt = Population([LSTMOptimizer(config, seed=k).to(device) for k in range(members)])
+        task = stack_tasks([problem.sample(runs, seed=k, device=device) for k in range(members)])
+        meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in opt.members]
+        population = population_updates(opt, meta_opts, task, [TrainConfig(spec, steps=unroll_steps,
+                                                                            unroll=unroll_steps)] * members)
     theta = task.theta
     state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
     _, grad = task.loss_and_grad(theta)
@@ -73,6 +86,9 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
             graphed.meta_update(task, meta_opt)
             return
         with saved_bytes(memory) if count_memory else nullcontext():
+            if impl == "population":  # its own meta-backward and per-member Adam steps
+                next(population)
+                return
             if impl == "reference":
                 loss, _, theta, state = reference_unroll(opt, task, theta, state, unroll_steps)
             else:
@@ -93,8 +109,9 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     _sync(device)
     seconds = (time.perf_counter() - start) / updates
     row = {
-        "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs, "impl": impl,
-        "steps_per_s": unroll_steps * runs / seconds, "ms_per_meta_update": 1000 * seconds,
+        "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
+        "impl": f"population of {members}" if impl == "population" else impl,
+        "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
         "autograd_MB": memory["bytes"] / 2**20 if impl != "graphed" else math.nan,
     }
     if torch.device(device).type == "cuda":
@@ -102,16 +119,18 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     return row
 
 
-def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled"),
-          json_out: str | Path | None = None, verbose: bool = True) -> list[dict]:
+def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled", "population"),
+          json_out: str | Path | None = None, verbose: bool = True, members: int | None = None) -> list[dict]:
     """Time every implementation on every (problem, runs) case; with `verbose`, print each row as
-    it is measured and the table at the end."""
+    it is measured and the table at the end. The population has `members` optimizers (default 4 on
+    the CPU, 16 on a GPU)."""
+    members = members or (16 if torch.device(device).type == "cuda" else 4)
     torch.manual_seed(0)
     if torch.device(device).type == "cuda" and "graphed" not in impls:
         impls = (*impls, "graphed")
     rows = []
     for spec, runs in cases:
-        group = [_measure(spec, runs, impl, device, updates, verbose) for impl in impls]
+        group = [_measure(spec, runs, impl, device, updates, verbose, members) for impl in impls]
         for row in group[1:]:
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
@@ -123,17 +142,18 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "our
     return rows
 
 
-def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: bool) -> dict:
+def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: bool, members: int = 4) -> dict:
     """One row of the table; a case that does not fit in the GPU's memory is recorded as such."""
     try:
-        row = time_meta_updates(spec, runs, impl, device, updates=updates)
+        row = time_meta_updates(spec, runs, impl, device, updates=updates, members=members)
     except torch.OutOfMemoryError:
-        row = {"problem": spec, "coords": None, "runs": runs, "impl": impl, "steps_per_s": math.nan,
+        row = {"problem": spec, "coords": None, "runs": runs,
+               "impl": f"population of {members}" if impl == "population" else impl, "steps_per_s": math.nan,
                "ms_per_meta_update": math.nan, "autograd_MB": math.nan, "error": "out of memory"}
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
     if verbose:
-        print(f"{row['problem']} runs={runs} {impl}: {row['steps_per_s']:,.0f} steps/s", flush=True)
+        print(f"{row['problem']} runs={runs} {row['impl']}: {row['steps_per_s']:,.0f} steps/s", flush=True)
     return row
 
 
@@ -141,7 +161,9 @@ def format_table(rows: list[dict], where: str) -> str:
     """A Markdown table of bench rows measured on `where` (hardware and software); the speed-up is
     against the reference of the same case."""
     peak = any("peak_cuda_MB" in r for r in rows)
-    lines = [f"Meta-training throughput on {where}.", "",
+    lines = [f"Meta-training throughput on {where}."
+             + (" A population row counts the steps of all its optimizers, each on `runs` runs of its own."
+                if any(r["impl"].startswith("population") for r in rows) else ""), "",
              "| problem (coordinates) | runs | implementation | steps/s | speed-up | ms/update | autograd MB |"
              + (" peak GPU MB |" if peak else ""),
              "| --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if peak else "")]

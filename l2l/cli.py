@@ -2,7 +2,9 @@
 
     python -m l2l train    --problem SPEC [--scale smoke|book] [--device cpu|cuda] [--out CKPT] [--force]
                            [recipe options: --epochs --meta-lr --seed --steps --unroll ...; see train -h]
-    python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [recipe options] [--max-minutes M]
+    python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [--population P] [--backend local|ray]
+                           [recipe options]
+                           [--max-minutes M]
     python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
                            [--baselines sgd,rmsprop,adam,nag] [--steps N] [--runs N] [--seed S] --json OUT
     python -m l2l ledger   [--results DIR]   (which of the paper's claims hold, from the results)
@@ -66,8 +68,19 @@ def _baselines(text: str) -> list[str]:
     return names
 
 
-RECIPE = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every", "eval_runs")
+RECIPE = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every", "eval_runs",
+          "curriculum", "imitation", "teacher_lr")
 ARCHITECTURE = ("hidden", "layers", "preprocess", "output_scale", "groups")
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        horizons = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give horizons as positive integers, e.g. 200,500,1000") from None
+    if min(horizons) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: horizons must be positive")
+    return horizons
 
 
 def _recipe(args):
@@ -132,7 +145,8 @@ def cmd_sweep(args):
     table = results_path(args.problem, args.scale, name=name)  # its trials: checkpoints/sweeps/<name>-trial<k>.pt
     with _terminate_saves():
         result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
-                       args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes)
+                       args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes,
+                       args.population, args.backend)
     for r in result["rows"]:
         mark = " <- winner" if r["trial"] == result["winner"] else ""
         print(f"trial {r['trial']}: meta-lr {r['meta_lr']:g}, {r['epochs']} epochs"
@@ -260,6 +274,11 @@ def _recipe_options(t):
     recipe.add_argument("--unroll", type=_positive(int), help="steps per truncation (one meta-update each)")
     recipe.add_argument("--eval-every", type=_positive(int), help="epochs between validations")
     recipe.add_argument("--eval-runs", type=_positive(int), help="validation functions")
+    recipe.add_argument("--curriculum", type=_horizons, help="longer horizons after --steps, e.g. 200,500,1000: "
+                        "train at one, validate at the next, move on when that stops improving (Chen et al. 2020)")
+    recipe.add_argument("--imitation", type=float, help="fraction of epochs that imitate a tuned Adam "
+                        "(Chen et al. 2020); needs --teacher-lr")
+    recipe.add_argument("--teacher-lr", type=_positive(float), help="the imitated Adam's (tuned) learning rate")
     arch = t.add_argument_group("the learned optimizer (default: the problem's)",
                                 argument_default=argparse.SUPPRESS)
     arch.add_argument("--hidden", type=_positive(int), help="units per LSTM layer (paper: 20)")
@@ -308,6 +327,12 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--low", type=_positive(float), default=1e-4, help="smallest meta-learning rate drawn")
     w.add_argument("--high", type=_positive(float), default=1e-2, help="largest meta-learning rate drawn")
     w.add_argument("--sweep-seed", type=int, default=0, help="names the draws (and the trials' files)")
+    w.add_argument("--population", type=_positive(int), default=1,
+                   help="trials trained at once in one process, the LSTM batched over them (default 1; pays "
+                        "on a GPU and on small problems, not for MNIST on a CPU)")
+    w.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: each population a Ray Tune trial, as many at once as the cluster holds "
+                        "(pip install -e '.[sweep]'; RAY_ADDRESS names a cluster)")
     _recipe_options(w)
     w.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long; "
                    "the same command continues")

@@ -90,7 +90,8 @@ def variant(config: TrainConfig, preset: TrainConfig) -> str:
     """A file-name part naming every field in which `config` differs from the `preset` recipe,
     e.g. 'epochs600-seed3' or 'groups1' ('' when it is the preset itself)."""
     mine, base = flat_recipe(config.to_dict()), flat_recipe(preset.to_dict())
-    text = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    text = lambda v: ("none" if v is None else f"{v:g}" if isinstance(v, float)
+                      else "x".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))
     name = lambda k: k.removeprefix("optimizer.").replace("_", "")
     return "-".join(f"{name(k)}{text(v)}" for k, v in mine.items() if k != "problem" and v != base.get(k))
 

@@ -74,7 +74,7 @@ def preprocess(grad: Tensor, p: float) -> Tensor:
     # clamp keeps log finite on the branch torch.where discards
     log_part = torch.where(big, grad.abs().clamp_min(math.exp(-p)).log() / p, -torch.ones_like(grad))
     sign_part = torch.where(big, grad.sign(), grad * math.exp(p))
-    return torch.stack([log_part, sign_part])
+    return torch.stack([log_part, sign_part], dim=-2)
 
 
 def gate_weights(cell: nn.LSTMCell) -> tuple[Tensor, Tensor]:
@@ -96,33 +96,40 @@ def lstm_cell(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor) -> 
         [i; f; o; g] = W [x; h] + b,   c' = σ(f) c + σ(i) tanh(g),   h' = σ(o) tanh(c')
 
     Args:
-        x: [in, N], h and c: [H, N]; weight [4H, in + H], bias [4H, 1] from `gate_weights`.
+        x: [in, N], h and c: [H, N]; weight [4H, in + H], bias [4H, 1] from `gate_weights`. A
+            population of P optimizers (`l2l.optimizers.population`) puts [P] in front of each.
     """
-    gates = torch.addmm(bias, weight, torch.cat([x, h]))  # [4H, N], g rows already doubled
-    i, f, o, g = torch.sigmoid(gates).chunk(4)  # each [H, N], contiguous; g holds σ(2g)
+    xh = torch.cat([x, h], dim=-2)
+    # [4H, N] (or [P, 4H, N]), g rows already doubled
+    gates = torch.addmm(bias, weight, xh) if weight.dim() == 2 else torch.baddbmm(bias, weight, xh)
+    i, f, o, g = torch.sigmoid(gates).chunk(4, dim=-2)  # each [H, N], contiguous; g holds σ(2g)
     c = f * c + i * (2 * g - 1)  # tanh(g) = 2σ(2g) − 1
     h = o * (2 * torch.sigmoid(2 * c) - 1)
     return h, c
 
 
-def inputs(grad: Tensor, p: float | None) -> Tensor:
-    """[inputs, N] LSTM inputs from gradients of any shape (a column per coordinate)."""
-    g = grad.reshape(-1)
-    return g[None, :] if p is None else preprocess(g, p)
+def inputs(grad: Tensor, p: float | None, members: int | None = None) -> Tensor:
+    """[inputs, N] LSTM inputs from gradients of any shape (a column per coordinate); with
+    `members`, [members, inputs, N/members]: the rows of grad split evenly among a population."""
+    g = grad.reshape(-1) if members is None else grad.reshape(members, -1)
+    return g.unsqueeze(-2) if p is None else preprocess(g, p)
 
 
 def lstm_step(grad: Tensor, state: State, cells: list[tuple[Tensor, Tensor]], head: tuple[Tensor, Tensor],
               p: float | None, scale: float) -> tuple[Tensor, State]:
     """m(∇_t, h_t; φ) as a pure function of fused weights (`gate_weights`) and the head's (w, b).
 
-    Returns the update g_t, shaped like grad, and the next state.
+    Returns the update g_t, shaped like grad, and the next state. Weights stacked over a
+    population ([P, 4H, in + H], ...: `l2l.optimizers.population`) step P optimizers at once,
+    member k on the k-th P-th of grad's rows.
     """
-    x = inputs(grad, p)  # [2, N]
+    stacked = cells[0][0].dim() == 3
+    x = inputs(grad, p, cells[0][0].shape[0] if stacked else None)  # [2, N] (or [P, 2, N/P])
     new_state = []
     for k, (weight, bias) in enumerate(cells):
         x, c = lstm_cell(x, state[2 * k], state[2 * k + 1], weight, bias)
         new_state += [x, c]
-    update = torch.addmm(head[1], head[0], x)  # [1, N]
+    update = torch.addmm(head[1], head[0], x) if not stacked else torch.baddbmm(head[1], head[0], x)  # [1, N]
     return update.reshape(grad.shape) * scale, tuple(new_state)
 
 

@@ -5,7 +5,7 @@
 (with its frozen feature network in `features`). Importing this package registers them all.
 """
 
-from l2l.problems.base import PROBLEMS, Problem, Task, derive_seed, generator, make_problem
+from l2l.problems.base import PROBLEMS, Problem, Task, derive_seed, generator, make_problem, stack_tasks
 
 # in the paper's order, which is the order `make_problem` lists them in
 from l2l.problems.quadratic import Quadratic, quadratic_loss  # isort: skip
@@ -13,5 +13,5 @@ from l2l.problems.mnist import MNIST  # isort: skip
 from l2l.problems.cifar import CIFAR  # isort: skip
 from l2l.problems.neural_art import NeuralArt  # isort: skip
 
-__all__ = ["PROBLEMS", "Problem", "Task", "derive_seed", "generator", "make_problem", "Quadratic",
+__all__ = ["PROBLEMS", "Problem", "Task", "derive_seed", "generator", "make_problem", "stack_tasks", "Quadratic",
            "quadratic_loss", "MNIST", "CIFAR", "NeuralArt"]

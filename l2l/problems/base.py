@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
+from torch.utils._pytree import tree_leaves, tree_map
 
 from l2l.errors import UserError
 
@@ -65,6 +66,32 @@ class Task:
             f = self.loss(theta, self.batch())
             (grad,) = torch.autograd.grad(f.sum(), theta)  # rows are independent: ∇ of each run
         return f.detach(), grad
+
+
+def stack_tasks(tasks: list[Task]) -> Task:
+    """Tasks of one family as one task of all their runs, in order (θ [ΣR, n]): what a population
+    of optimizers (`l2l.optimizers.population`) trains on, each member on its own task's rows.
+
+    Every step draws each task's own batch, so each task sees the very data it sees alone. Needs
+    equal run counts (a population splits rows evenly) and batches whose tensors all have a
+    leading run dimension; a family whose batches share data between runs cannot be stacked.
+    """
+    if len({t.runs for t in tasks}) != 1 or len({t.theta.shape[1] for t in tasks}) != 1:
+        raise UserError("stacked tasks need equal run counts and problem sizes")
+    groups = tasks[0].groups
+    if any((t.groups is None) != (groups is None) or (groups is not None and not torch.equal(t.groups, groups))
+           for t in tasks):
+        raise UserError("stacked tasks need the same parameter groups")
+    runs = tasks[0].runs
+
+    def batch():
+        drawn = [t.batch() for t in tasks]
+        leaves = [leaf for b in drawn for leaf in tree_leaves(b) if isinstance(leaf, Tensor)]
+        if any(leaf.dim() == 0 or leaf.shape[0] != runs for leaf in leaves):
+            raise UserError("this family's batches are shared between runs: its tasks cannot be stacked")
+        return tree_map(lambda *xs: torch.cat(xs) if isinstance(xs[0], Tensor) else xs[0], *drawn)
+
+    return Task(torch.cat([t.theta for t in tasks]), tasks[0].loss, batch, groups)
 
 
 # ---------------------------------------------------------------------------------------------

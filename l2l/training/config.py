@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from dataclasses import dataclass, field
 
 from l2l.errors import UserError
 from l2l.optimizers import LSTMConfig, OptimizerConfig, config_from_dict, config_to_dict
-from l2l.problems import make_problem
+from l2l.problems import derive_seed, make_problem
 
 
 def flat_recipe(stored: dict) -> dict:
@@ -34,6 +35,12 @@ class TrainConfig:
     eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
     eval_runs: int = 64  # validation functions [open]; 20 in the code
     seed: int = 0  # seeds φ's init, the training functions and the validation functions
+    # Chen et al. (2020), "Training stronger baselines for learning to optimize" [book]:
+    # a curriculum of longer horizons after `steps`: train at one, validate at the next, and move on
+    # (restoring the best weights) at the first validation that does not improve
+    curriculum: tuple[int, ...] = ()
+    imitation: float = 0.0  # fraction of epochs that imitate a tuned Adam: (g_LSTM − g_Adam)² on its path
+    teacher_lr: float | None = None  # that Adam's learning rate (the tuned one)
 
     def __post_init__(self):
         if self.steps % self.unroll:
@@ -45,9 +52,27 @@ class TrainConfig:
             raise UserError(f"meta_lr must be positive, got {self.meta_lr}")
         if self.clip is not None and not self.clip > 0:
             raise UserError(f"clip must be positive or None, got {self.clip}")
+        horizons = self.horizons
+        if any(b <= a for a, b in zip(horizons, horizons[1:])) or any(h % self.unroll for h in horizons):
+            raise UserError(f"the curriculum's horizons must grow from steps ({self.steps}) and be multiples of "
+                            f"unroll ({self.unroll}), got {list(horizons)}")
+        if not 0 <= self.imitation <= 1:
+            raise UserError(f"imitation is a fraction of epochs in [0, 1], got {self.imitation}")
+        if self.imitation and not (self.teacher_lr and self.teacher_lr > 0):
+            raise UserError("imitation needs the tuned Adam's learning rate to imitate (teacher_lr)")
         if self.schedule not in ("constant", "cosine"):
             raise UserError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         make_problem(self.problem)  # fail early on a bad SPEC
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        """The training horizons in order: `steps`, then the curriculum's."""
+        return (self.steps, *self.curriculum)
+
+    def imitates(self, epoch: int) -> bool:
+        """Whether an epoch imitates the teacher: drawn from the seed and epoch alone, so that a
+        resumed run draws the same."""
+        return self.imitation > 0 and random.Random(derive_seed(self.seed, "imitate", epoch)).random() < self.imitation
 
     def lr_at(self, epoch: int) -> float:
         """The meta-learning rate for an epoch (a pure function of it, so resuming is exact)."""
@@ -58,12 +83,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The recipe as a checkpoint stores it (the optimizer as `config_to_dict`'s table)."""
         return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                "optimizer": config_to_dict(self.optimizer)}
+                "optimizer": config_to_dict(self.optimizer), "curriculum": list(self.curriculum)}  # as JSON has it
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """The recipe a checkpoint stores; fields added since it was written take their defaults."""
-        return cls(**{**d, "optimizer": config_from_dict(d["optimizer"])})
+        return cls(**{**d, "optimizer": config_from_dict(d["optimizer"]),
+                      "curriculum": tuple(d.get("curriculum", ()))})
 
     def same_recipe(self, saved: dict) -> bool:
         """Whether a checkpoint's stored recipe is this one (older checkpoints, which lack fields

@@ -20,7 +20,7 @@ import torch
 
 from l2l.errors import UserError
 from l2l.loop import run
-from l2l.optimizers import LSTMOptimizer, make_optimizer
+from l2l.optimizers import Adam, LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
 from l2l.runtime import hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
@@ -29,11 +29,12 @@ from l2l.training.unroll import GraphedUnroll, train_epoch
 
 
 @torch.no_grad()
-def validate(opt, config: TrainConfig, device) -> float:
-    """Mean final loss of the frozen optimizer on the fixed validation functions."""
+def validate(opt, config: TrainConfig, device, steps: int | None = None) -> float:
+    """Mean final loss of the frozen optimizer on the fixed validation functions, after `steps`
+    (default the recipe's horizon)."""
     problem = make_problem(config.problem)
     task = problem.sample(config.eval_runs, derive_seed(config.seed, "valid"), device)
-    final = run(task, opt, config.steps)[:, -1].mean().item()
+    final = run(task, opt, steps or config.steps)[:, -1].mean().item()
     return final if math.isfinite(final) else math.inf
 
 
@@ -41,7 +42,8 @@ def _conflict(saved: dict, config: TrainConfig) -> dict:
     """The recipe fields in which a checkpoint's stored recipe differs from `config`,
     {field: (stored, requested)} (the optimizer's fields prefixed `optimizer.`)."""
     have, want = flat_recipe(saved), flat_recipe(config.to_dict())
-    return {k: (have.get(k), v) for k, v in want.items() if have.get(k, v) != v}
+    unknown = {k: (v, "unknown to this version") for k, v in have.items() if k not in want}
+    return {**{k: (have.get(k), v) for k, v in want.items() if have.get(k, v) != v}, **unknown}
 
 
 def _extends(saved: dict, config: TrainConfig) -> bool:
@@ -62,6 +64,135 @@ def _snapshot(ck: dict, opt, meta_opt, window: list) -> dict:
             "meta_opt": copy.deepcopy(meta_opt.state_dict())}
 
 
+class Trial:
+    """One meta-training run's bookkeeping, between epochs: its recipe, optimizer, meta-optimizer,
+    checkpoint and what an interruption writes. `meta_train` drives one trial; a population
+    (`l2l.training.population`) drives several in step, each exactly as it runs alone.
+
+    What is at `path` is never lost by accident: a checkpoint of the same recipe is resumed (or,
+    finished, returned as it is); one whose recipe differs only by more epochs at a constant
+    meta-learning rate is extended; any other is an error unless `fresh`.
+    """
+
+    def __init__(self, config: TrainConfig, path: str | Path | None = None, device: str = "cpu",
+                 fresh: bool = False, compile: bool = False):
+        self.config, self.path, self.device = config, Path(path) if path else None, device
+        self.opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
+        self.meta_opt = torch.optim.Adam(self.opt.parameters(), lr=config.meta_lr)
+        initial = {k: v.detach().clone() for k, v in self.opt.state_dict().items()}
+        self.ck = {
+            "config": config.to_dict(),
+            "epoch": 0,
+            "weights": initial,
+            "best": {"epoch": 0, "val": math.inf, "weights": initial},  # a copy, never the live φ
+            "history": [],
+            "window": [],
+            "skipped": 0,
+            "wall_time": 0.0,
+        }
+        path = self.path
+        if path and path.exists() and not fresh:
+            saved = load_checkpoint(path, device)
+            if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
+                changes = "; ".join(f"{k}: {a!r} there, {b!r} asked"
+                                    for k, (a, b) in _conflict(saved["config"], config).items())
+                raise UserError(f"{path} holds another recipe ({changes}); choose another output file, "
+                                "or force training afresh over it")
+            self.ck = {**saved, "config": config.to_dict()}
+            self.opt.load_state_dict(self.ck["weights"])
+            self.meta_opt.load_state_dict(self.ck["meta_opt"])
+        self.window = list(self.ck.get("window", []))  # training meta-losses since the last validation
+        self.safe = _snapshot(self.ck, self.opt, self.meta_opt, self.window)  # the last whole epoch
+        self.begin()
+
+    @property
+    def epoch(self) -> int:
+        return self.ck["epoch"]
+
+    @property
+    def done(self) -> bool:
+        return self.ck["epoch"] >= self.config.epochs
+
+    @property
+    def steps(self) -> int:
+        """The horizon trained at now (the curriculum's stage)."""
+        return self.config.horizons[self.ck.get("stage", 0)]
+
+    @property
+    def validation_steps(self) -> int:
+        """The horizon validated at: the curriculum's next one, the last one at its end."""
+        horizons = self.config.horizons
+        return horizons[min(self.ck.get("stage", 0) + 1, len(horizons) - 1)]
+
+    def epoch_loss(self, task, graphed=None) -> float:
+        """Train one epoch on `task`: a meta-training run at the current horizon, or (on the
+        recipe's imitation epochs) a run that imitates the tuned Adam."""
+        config = self.config
+        if config.imitates(self.ck["epoch"]):
+            return train_epoch(self.opt, self.meta_opt, task, config, steps=self.steps, teacher=Adam(config.teacher_lr))
+        return train_epoch(self.opt, self.meta_opt, task, config, graphed, steps=self.steps)
+
+    def begin(self):
+        """Start the clock of this call's training (wall time adds to what the checkpoint holds)."""
+        self.start, self.last = time.perf_counter(), self.ck["wall_time"]
+
+    def task(self, problem):
+        """The next epoch's training functions, with the meta-learning rate set for that epoch."""
+        for group in self.meta_opt.param_groups:
+            group["lr"] = self.config.lr_at(self.ck["epoch"])
+        return problem.sample(self.config.runs, derive_seed(self.config.seed, "train", self.ck["epoch"]),
+                              self.device)
+
+    def record(self, loss: float, population: int = 1) -> dict | None:
+        """Book one finished epoch's meta-loss (NaN: skipped); at a validation epoch validate, keep
+        the best φ, checkpoint, and return the progress bar's postfix."""
+        ck, config = self.ck, self.config
+        if not math.isfinite(loss):
+            ck["skipped"] += 1
+        elif config.imitates(ck["epoch"]):  # an imitation loss is not a meta-loss: counted, not averaged in
+            ck["imitated"] = ck.get("imitated", 0) + 1
+        else:
+            self.window.append(loss)
+        ck["epoch"] += 1
+        ck["wall_time"] = self.last + time.perf_counter() - self.start
+        postfix = None
+        if ck["epoch"] % config.eval_every == 0 or self.done:
+            val = validate(self.opt, config, self.device, self.validation_steps)
+            window = self.window
+            train_loss = sum(window) / len(window) if window else math.nan
+            ck["history"].append({"epoch": ck["epoch"], "train": train_loss, "val": val, "time": ck["wall_time"],
+                                  **({"population": population} if population > 1 else {}),
+                                  **({"steps": self.steps, "val_steps": self.validation_steps}
+                                     if config.curriculum else {})})
+            self.window = []
+            if val < ck["best"]["val"]:  # never keeps a non-finite optimizer: val is inf then
+                ck["best"] = {"epoch": ck["epoch"], "val": val,
+                              "weights": {k: v.detach().clone() for k, v in self.opt.state_dict().items()}}
+            elif ck.get("stage", 0) < len(config.horizons) - 1:
+                # the curriculum moves on from the best weights; their validation at the next
+                # horizon is not comparable with this one's, so the new stage's best starts afresh
+                self.opt.load_state_dict(ck["best"]["weights"])
+                ck["stage"] = ck.get("stage", 0) + 1
+                ck["best"] = {**ck["best"], "val": math.inf}
+            postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
+                           skipped=ck["skipped"])
+        self.safe = _snapshot(ck, self.opt, self.meta_opt, self.window)
+        if postfix:
+            self.save()
+        return postfix
+
+    def save(self):
+        """Write the checkpoint as of the last whole epoch (never half an epoch's meta-updates)."""
+        self.safe.update(torch=str(torch.__version__), hardware=hardware(self.device))  # where the latest epochs ran
+        if self.path:
+            save_checkpoint(self.safe, self.path)
+
+    def interrupted(self):
+        print(f"interrupted during epoch {self.safe['epoch'] + 1}; checkpoint {self.path} saved as of epoch "
+              f"{self.safe['epoch']}, rerun to continue")
+        self.save()
+
+
 def meta_train(
     config: TrainConfig,
     path: str | Path | None = None,
@@ -75,12 +206,10 @@ def meta_train(
 ) -> dict:
     """Meta-train a learned optimizer, checkpointing to `path` at every validation.
 
-    What is at `path` is never lost by accident: a checkpoint of the same recipe is resumed (or,
-    finished, returned as it is); one whose recipe differs only by more epochs at a constant
-    meta-learning rate is extended; any other is an error unless `fresh`. Resuming is exact: the
-    run continues as if it had never stopped (weights, meta-optimizer state, history and the
-    window of training losses since the last validation). An interruption (Ctrl-C) writes the
-    checkpoint as of the last finished epoch, never one with half an epoch's meta-updates.
+    What is at `path` is never lost by accident (`Trial`). Resuming is exact: the run continues as
+    if it had never stopped (weights, meta-optimizer state, history and the window of training
+    losses since the last validation). An interruption (Ctrl-C) writes the checkpoint as of the
+    last finished epoch, never one with half an epoch's meta-updates.
 
     Args:
         config: the recipe.
@@ -94,95 +223,47 @@ def meta_train(
     Returns:
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
-    if max_minutes is not None and not max_minutes > 0:
-        raise UserError(f"max_minutes must be positive (or None for no limit), got {max_minutes}")
-    path = Path(path) if path else None
+    check_minutes(max_minutes)
     problem = make_problem(config.problem)
-    opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
-    meta_opt = torch.optim.Adam(opt.parameters(), lr=config.meta_lr)
-    initial = {k: v.detach().clone() for k, v in opt.state_dict().items()}
-    ck = {
-        "config": config.to_dict(),
-        "epoch": 0,
-        "weights": initial,
-        "best": {"epoch": 0, "val": math.inf, "weights": initial},  # a copy, never the live φ
-        "history": [],
-        "window": [],
-        "skipped": 0,
-        "wall_time": 0.0,
-    }
-    if path and path.exists() and not fresh:
-        saved = load_checkpoint(path, device)
-        if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
-            changes = "; ".join(f"{k}: {a!r} there, {b!r} asked"
-                                for k, (a, b) in _conflict(saved["config"], config).items())
-            raise UserError(f"{path} holds another recipe ({changes}); choose another output file, "
-                            "or force training afresh over it")
-        ck = {**saved, "config": config.to_dict()}
-        opt.load_state_dict(ck["weights"])
-        meta_opt.load_state_dict(ck["meta_opt"])
-
-    def checkpoint(state: dict):
-        state.update(torch=str(torch.__version__), hardware=hardware(device))  # where the latest epochs ran
-        if path:
-            save_checkpoint(state, path)
-
-    if ck["epoch"] >= config.epochs:  # finished already: nothing to train, nothing to rewrite
-        return ck
+    trial = Trial(config, path, device, fresh, compile)
+    if trial.done:  # finished already: nothing to train, nothing to rewrite
+        return trial.ck
 
     on_gpu = torch.device(device).type == "cuda"
     if cuda_graphs is None:
-        cuda_graphs = on_gpu and type(opt) is LSTMOptimizer
+        cuda_graphs = on_gpu and type(trial.opt) is LSTMOptimizer
     if cuda_graphs and not on_gpu:
         raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
     graphed = None  # captured once, on a task of its own stream, and replayed for every epoch
     if cuda_graphs:
         capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
-        graphed = GraphedUnroll(opt, capture, config)
-    start, last = time.perf_counter(), ck["wall_time"]
-    window = list(ck.get("window", []))  # training meta-losses since the last validation
-    safe = _snapshot(ck, opt, meta_opt, window)  # what an interruption writes: the last whole epoch
-    bar = progress_bar(range(ck["epoch"], config.epochs), progress, initial=ck["epoch"],
+        graphed = GraphedUnroll(trial.opt, capture, config)
+    trial.begin()
+    bar = progress_bar(range(trial.epoch, config.epochs), progress, initial=trial.epoch,
                        total=config.epochs, desc=f"meta-train {problem.spec}")
     try:
-        for epoch in bar:
-            task = problem.sample(config.runs, derive_seed(config.seed, "train", epoch), device)
-            for group in meta_opt.param_groups:
-                group["lr"] = config.lr_at(epoch)
-            loss = train_epoch(opt, meta_opt, task, config, graphed)
-            if math.isfinite(loss):
-                window.append(loss)
-            else:
-                ck["skipped"] += 1
-            ck["epoch"] = epoch + 1
-            ck["wall_time"] = last + time.perf_counter() - start
-            done = ck["epoch"] == config.epochs
-            if ck["epoch"] % config.eval_every == 0 or done:
-                val = validate(opt, config, device)
-                train_loss = sum(window) / len(window) if window else math.nan
-                ck["history"].append({"epoch": ck["epoch"], "train": train_loss, "val": val,
-                                      "time": ck["wall_time"]})
-                window = []
-                if val < ck["best"]["val"]:  # never keeps a non-finite optimizer: val is inf then
-                    ck["best"] = {"epoch": ck["epoch"], "val": val,
-                                  "weights": {k: v.detach().clone() for k, v in opt.state_dict().items()}}
-            safe = _snapshot(ck, opt, meta_opt, window)
-            if ck["epoch"] % config.eval_every == 0 or done:
-                checkpoint(safe)
-                bar.set_postfix(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}",
-                                best=f"{ck['best']['val']:.4g}", skipped=ck["skipped"])
-            if (stop_after and ck["epoch"] >= stop_after) or (
-                max_minutes and time.perf_counter() - start > 60 * max_minutes
-            ):
+        for _ in bar:
+            postfix = trial.record(trial.epoch_loss(trial.task(problem), graphed))
+            if postfix:
+                bar.set_postfix(postfix)
+            if (stop_after and trial.epoch >= stop_after) or out_of_time(trial.start, max_minutes):
                 break
     except KeyboardInterrupt:
-        print(f"interrupted during epoch {safe['epoch'] + 1}; checkpoint saved as of epoch {safe['epoch']}, "
-              "rerun to continue")
-        checkpoint(safe)
+        trial.interrupted()
         raise
     bar.close()
-    checkpoint(safe)
-    return safe
+    trial.save()
+    return trial.safe
+
+
+def check_minutes(max_minutes: float | None):
+    if max_minutes is not None and not max_minutes > 0:
+        raise UserError(f"max_minutes must be positive (or None for no limit), got {max_minutes}")
+
+
+def out_of_time(start: float, max_minutes: float | None) -> bool:
+    """Whether `max_minutes` have passed since `start` (time.perf_counter); never without a limit."""
+    return bool(max_minutes) and time.perf_counter() - start > 60 * max_minutes
 
 
 # Set by the book runner when it retrains: a checkpoint written after this time (seconds since

@@ -4,6 +4,8 @@ resumable checkpoint, the winner picked by validation loss, never by test.
 
 All trials validate on the same functions (the recipe's seed names them), so their validation
 losses are comparable; rerunning a sweep continues its unfinished trials and reuses finished ones.
+With `population` > 1, that many trials train at once in one process (`l2l.training.population`),
+with the numbers each gets alone.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import torch
 
 from l2l.errors import UserError
 from l2l.problems import derive_seed
-from l2l.problems.base import generator
+from l2l.problems.base import check_choice, generator
 from l2l.runtime import atomic_write, progress as progress_bar
 from l2l.training.config import TrainConfig
-from l2l.training.meta_train import meta_train
+from l2l.training.population import train_group
 
 
 def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float = 1e-2,
@@ -40,25 +42,37 @@ def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float
 
 def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Path, low: float = 1e-4,
           high: float = 1e-2, seed: int = 0, device: str = "cpu", compile: bool = False,
-          progress: bool = True, max_minutes: float | None = None) -> dict:
-    """Meta-train every trial (resuming unfinished ones) into `folder`, then write the sweep's table
-    to `table` (JSON): each trial's recipe, checkpoint, validation curve, best validation loss and
-    wall time, and the winner (lowest best validation loss). With `max_minutes`, stops once that
-    much time has passed (each trial checkpointed): the same call continues. Returns the table."""
+          progress: bool = True, max_minutes: float | None = None, population: int = 1,
+          backend: str = "local") -> dict:
+    """Meta-train every trial (resuming unfinished ones) into `folder`, `population` at a time,
+    then write the sweep's table to `table` (JSON): each trial's recipe, checkpoint, validation
+    curve, best validation loss and wall time, and the winner (lowest best validation loss). With
+    `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
+    continues. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
+    runs as many at once as its cluster has room for; the trials, files and table are the same.
+    Returns the table."""
+    if population < 1:
+        raise UserError(f"population must be positive, got {population}")
+    check_choice("backend", backend, ("local", "ray"))
     folder, name = Path(folder), Path(table).stem  # trial k's checkpoint: <folder>/<table's name>-trial<k>.pt
-    rows, started = [], time.perf_counter()
-    for k, trial in enumerate(progress_bar(draw_trials(config, trials, low, high, seed), progress,
-                                           desc=f"sweep of {name}")):
-        path = folder / f"{name}-trial{k}.pt"
-        left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
-        if left is not None and left <= 0:
-            break
-        ck = meta_train(trial, path, device=device, progress=False, compile=compile, max_minutes=left)
-        rows.append({"trial": k, "meta_lr": trial.meta_lr, "checkpoint": path.name,
-                     "epochs": ck["epoch"], "finished": ck["epoch"] >= trial.epochs,
-                     "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
-                     "validation": [[h["epoch"], h["val"]] for h in ck["history"]],
-                     "minutes": ck["wall_time"] / 60, "hardware": ck.get("hardware", "")})
+    configs = draw_trials(config, trials, low, high, seed)
+    paths = [folder / f"{name}-trial{k}.pt" for k in range(trials)]
+    groups = [list(range(k, min(k + population, trials))) for k in range(0, trials, population)]
+    if backend == "ray":
+        from l2l.training.ray_sweep import run_groups
+        done = run_groups([[configs[k] for k in g] for g in groups], [[paths[k] for k in g] for g in groups],
+                          device=device, compile=compile, max_minutes=max_minutes)
+        checkpoints = {k: ck for g, cks in zip(groups, done) for k, ck in zip(g, cks)}
+    else:
+        checkpoints, started = {}, time.perf_counter()
+        for group in progress_bar(groups, progress and population < trials, desc=f"sweep of {name}"):
+            left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
+            if left is not None and left <= 0:
+                break
+            cks = train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
+                              compile=compile, max_minutes=left, progress=progress)
+            checkpoints.update(zip(group, cks))
+    rows = [trial_row(k, configs[k], paths[k], ck) for k, ck in sorted(checkpoints.items())]
     finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
     result = {"recipe": config.to_dict(), "trials": trials, "range": [low, high], "seed": seed,
               "complete": len(finished) == trials,
@@ -66,3 +80,13 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
               "rows": rows}
     atomic_write(table, json.dumps(result, indent=1))
     return result
+
+
+def trial_row(k: int, config: TrainConfig, path: Path, ck: dict) -> dict:
+    """One trial's line of the sweep's table, from its checkpoint."""
+    return {"trial": k, "meta_lr": config.meta_lr, "checkpoint": path.name,
+            "epochs": ck["epoch"], "finished": ck["epoch"] >= config.epochs,
+            "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
+            "validation": [[h["epoch"], h["val"]] for h in ck["history"]],
+            "minutes": ck["wall_time"] / 60, "hardware": ck.get("hardware", ""),
+            "population": max((h.get("population", 1) for h in ck["history"]), default=1)}

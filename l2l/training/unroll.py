@@ -22,6 +22,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from l2l.loop import begin, optimize
 from l2l.optimizers import detach_state
 from l2l.optimizers.lstm import State
+from l2l.optimizers.population import Population
 from l2l.problems import Task
 from l2l.training.config import TrainConfig
 
@@ -41,7 +42,10 @@ def unroll(opt, task: Task, theta, state, grad, steps: int):
     Returns:
         (surrogate, losses [steps, R], theta, state, grad): `surrogate.backward()` gives the
         meta-gradient of Σ_t mean_r f_r(θ_t); theta, state and grad are where the unroll ends.
+        For a `Population`, the mean runs over each member's own runs and the members' meta-losses
+        add up, so each member's φ gets the meta-gradient it gets alone.
     """
+    runs = opt.runs_each(theta) if isinstance(opt, Population) else task.runs
     surrogate, losses = 0.0, []
     # The loop of every other use (`l2l.loop.optimize`), continued from where the last unroll
     # ended. What differs is only what the meta-gradient needs: grad mode stays on, so θ_t keeps
@@ -53,19 +57,26 @@ def unroll(opt, task: Task, theta, state, grad, steps: int):
         # also the meta-gradient of ⟨∇_t, θ_t⟩: the optimizee's graph need not be kept.
         surrogate = surrogate + (point.grad * point.theta).sum()
         losses.append(point.loss)
-    return surrogate / task.runs, torch.stack(losses), point.theta, point.state, point.grad
+    return surrogate / runs, torch.stack(losses), point.theta, point.state, point.grad
 
 
 def train_epoch(opt, meta_opt, task: Task, config: TrainConfig,
-                graphed: "GraphedUnroll | None" = None) -> float:
-    """One run of T steps on `task`, with a meta-update after each unroll (through the captured
-    CUDA graph with `graphed`, else eagerly).
+                graphed: "GraphedUnroll | None" = None, steps: int | None = None, teacher=None) -> float:
+    """One run of T steps on `task` (`steps`, default the recipe's), with a meta-update after
+    each unroll (through the captured CUDA graph with `graphed`, else eagerly); with a `teacher`,
+    the run follows the teacher and each update imitates it (`imitation_updates`).
 
-    Returns the mean meta-loss per unroll (Σ_t f(θ_t), averaged over runs), or NaN when a
-    meta-loss or meta-gradient was not finite: that update is skipped and the run abandoned.
+    Returns the mean meta-loss per unroll (Σ_t f(θ_t), averaged over runs; imitating, the
+    imitation loss), or NaN when a meta-loss or meta-gradient was not finite: that update is
+    skipped and the run abandoned.
     """
-    updates = graphed.meta_updates(task, meta_opt) if graphed else meta_updates(opt, meta_opt, task, config)
-    count, total = config.steps // config.unroll, 0.0
+    if teacher is not None:
+        updates = imitation_updates(opt, meta_opt, task, config, teacher)
+    elif graphed:
+        updates = graphed.meta_updates(task, meta_opt)
+    else:
+        updates = meta_updates(opt, meta_opt, task, config)
+    count, total = (steps or config.steps) // config.unroll, 0.0
     for _, loss in zip(range(count), updates):
         if not math.isfinite(loss):
             return math.nan
@@ -92,6 +103,36 @@ def meta_updates(opt, meta_opt, task: Task, config: TrainConfig) -> Iterator[flo
         meta_opt.step()
         theta, state = truncate(theta, state)
         yield meta_loss.item()
+
+
+def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -> Iterator[float]:
+    """Off-policy imitation (Chen et al. 2020): θ follows the `teacher` (a tuned Adam), the learned
+    optimizer sees the teacher's gradients ∇_t with its own hidden state, and each meta-update
+    minimizes Σ_t mean (g_t − g_t^teacher)² over the unroll's K steps. Yields that loss, or NaN
+    (no step, run abandoned) when it or its gradient is not finite."""
+    theta, state, _, grad = begin(task, opt)
+    taught = teacher.init(theta, task.groups)
+    teach = teacher.bind()
+    while True:
+        step, loss = opt.bind(), 0.0
+        for _ in range(config.unroll):
+            update, state = step(grad, state)
+            target, taught = teach(grad, taught)
+            loss = loss + (update - target).square().mean()
+            theta = theta + target
+            _, grad = task.loss_and_grad(theta)
+        meta_opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            yield math.nan
+            return
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), config.clip or math.inf)
+        if not torch.isfinite(norm):
+            yield math.nan
+            return
+        meta_opt.step()
+        state = detach_state(state)
+        yield loss.item()
 
 
 def _copy_into(static, value):

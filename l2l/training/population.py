@@ -1,0 +1,139 @@
+"""Meta-training a population: several trials (recipes that differ in meta-learning rate, seed,
+schedule, clipping or length) trained at once in one process, each as if alone.
+
+Every epoch, each unfinished trial draws its own next task (its seed, its epoch); the tasks are
+stacked (`l2l.problems.stack_tasks`) and one `Population` optimizer steps all their runs together.
+After each unroll one backward pass fills every member's own meta-gradient; each member is then
+clipped and stepped by its own Adam, at its own rate, and skipped alone when its numbers are not
+finite. Validation, checkpoints and resuming are each trial's own (`Trial`), so a trial trained in
+a population is an ordinary checkpoint: it resumes alone or in another population.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from l2l.errors import UserError
+from l2l.loop import begin
+from l2l.optimizers import LSTMOptimizer
+from l2l.optimizers.population import Population
+from l2l.problems import Task, make_problem, stack_tasks
+from l2l.runtime import progress as progress_bar
+from l2l.training.config import TrainConfig
+from l2l.training.meta_train import Trial, check_minutes, meta_train, out_of_time
+from l2l.training.unroll import truncate, unroll
+
+
+def population_updates(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig]) -> Iterator[list[float]]:
+    """Meta-updates of every member along one run of the stacked `task`, one per unroll: yields
+    the members' meta-losses. A member whose meta-loss or meta-gradient is not finite gets NaN and
+    takes no more steps in this run, as `l2l.training.unroll.meta_updates` abandons it alone."""
+    unroll_steps, alive = configs[0].unroll, [True] * len(pop)
+    theta, state, _, grad = begin(task, pop)
+    while any(alive):
+        surrogate, losses, theta, state, grad = unroll(pop, task, theta, state, grad, unroll_steps)
+        meta_losses = losses.reshape(unroll_steps, len(pop), -1).sum(0).mean(-1).tolist()  # [P]
+        for meta_opt in meta_opts:
+            meta_opt.zero_grad(set_to_none=True)
+        surrogate.backward()  # members share no weights: each φ gets its own meta-gradient only
+        for k, (member, meta_opt, config) in enumerate(zip(pop.members, meta_opts, configs)):
+            if alive[k] and math.isfinite(meta_losses[k]):
+                norm = torch.nn.utils.clip_grad_norm_(member.parameters(), config.clip or math.inf)
+                if torch.isfinite(norm):
+                    meta_opt.step()
+                    continue
+            alive[k], meta_losses[k] = False, math.nan
+        theta, state = truncate(theta, state)
+        yield meta_losses
+
+
+def population_epoch(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig]) -> list[float]:
+    """One epoch of every member (`l2l.training.unroll.train_epoch` for a population): each
+    member's mean meta-loss per unroll, or NaN when it was abandoned."""
+    count = configs[0].steps // configs[0].unroll
+    totals = [0.0] * len(pop)
+    for _, losses in zip(range(count), population_updates(pop, meta_opts, task, configs)):
+        totals = [t + x for t, x in zip(totals, losses)]  # NaN stays NaN
+    return [t / count if math.isfinite(t) else math.nan for t in totals]
+
+
+def check_population(configs: list[TrainConfig]):
+    """Trials that can share a population: one problem, one architecture (a plain LSTM), one run
+    length, unroll and batch of runs. They may differ in meta-learning rate, schedule, clipping,
+    epochs, validation and seed."""
+    if not configs:
+        raise UserError("a population needs at least one trial")
+    if any(c.curriculum or c.imitation for c in configs):
+        raise UserError("a population trains at one horizon without imitation: train curricula and "
+                        "imitation one trial at a time")
+    shared = ("problem", "optimizer", "steps", "unroll", "runs")
+    for name in shared:
+        values = {repr(getattr(c, name)) for c in configs}
+        if len(values) > 1:
+            raise UserError(f"trials in one population must share {', '.join(shared)}; they differ in "
+                            f"{name}: {', '.join(sorted(values))}")
+
+
+def train_population(configs: list[TrainConfig], paths: list[str | Path | None], device: str = "cpu",
+                     fresh: bool = False, progress: bool = True, max_minutes: float | None = None,
+                     compile: bool = False) -> list[dict]:
+    """Meta-train the trials `configs` together, each checkpointed to its path (`meta_train`'s
+    rules: resumed, extended, or an error for another recipe unless `fresh`). Trials may be at
+    different epochs; each finishes at its own length and leaves the population. With
+    `max_minutes`, stops (checkpointed) after that much wall time. Returns the checkpoints.
+
+    Each trial's wall time is the population's: they train at once, so none takes less.
+    """
+    check_minutes(max_minutes)
+    check_population(configs)
+    if len(paths) != len(configs):
+        raise UserError(f"{len(configs)} trials need {len(configs)} checkpoint paths, got {len(paths)}")
+    named = [Path(p) for p in paths if p]
+    if len(set(named)) < len(named):
+        raise UserError("trials of a population need distinct checkpoint paths")
+    problem = make_problem(configs[0].problem)
+    trials = [Trial(c, p, device, fresh, compile) for c, p in zip(configs, paths)]
+    if any(type(t.opt) is not LSTMOptimizer for t in trials):
+        raise UserError("a population trains plain coordinatewise LSTMs (groups=1, no information sharing)")
+    total = sum(c.epochs for c in configs)
+    bar = progress_bar(None, progress, initial=sum(t.epoch for t in trials), total=total,
+                       desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
+    for trial in trials:
+        trial.begin()
+    try:
+        while True:
+            active = [t for t in trials if not t.done]
+            if not active:
+                break
+            pop = Population([t.opt for t in active], compile=compile)
+            task = stack_tasks([t.task(problem) for t in active])
+            losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active])
+            for trial, loss in zip(active, losses):
+                postfix = trial.record(loss, population=len(active))
+                if postfix and len(trials) == 1:
+                    bar.set_postfix(postfix)
+            bar.update(len(active))
+            if out_of_time(trials[0].start, max_minutes):
+                break
+    except KeyboardInterrupt:
+        for trial in trials:
+            trial.interrupted()
+        raise
+    bar.close()
+    for trial in trials:
+        trial.save()
+    return [t.safe for t in trials]
+
+
+def train_group(configs: list[TrainConfig], paths: list[Path], device: str = "cpu", compile: bool = False,
+                max_minutes: float | None = None, progress: bool = False) -> list[dict]:
+    """Trials trained together: alone through `meta_train`, several as a population."""
+    if len(configs) == 1:
+        return [meta_train(configs[0], paths[0], device=device, progress=False, compile=compile,
+                           max_minutes=max_minutes)]
+    return train_population(configs, paths, device=device, progress=progress, max_minutes=max_minutes,
+                            compile=compile)

@@ -1,0 +1,135 @@
+"""Populations: P optimizers stepped and meta-trained at once give what each gives alone."""
+
+import dataclasses
+import math
+import shutil
+
+import pytest
+import torch
+
+from conftest import needs_mnist
+from l2l.errors import UserError
+from l2l.optimizers import LSTMConfig, LSTMOptimizer
+from l2l.optimizers.population import Population
+from l2l.problems import make_problem, stack_tasks
+from l2l.training import TrainConfig, load_checkpoint, meta_train, sweep, unroll
+from l2l.training.population import check_population, train_population
+
+SMALL = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
+                    eval_every=2, eval_runs=4, steps=20, unroll=5, meta_lr=3e-3)
+
+
+def _members(config, seeds):
+    return [LSTMOptimizer(config, seed=s) for s in seeds]
+
+
+def _grads(opt):
+    return [p.grad.clone() for p in opt.parameters()]
+
+
+@pytest.mark.parametrize("spec,config", [("quadratic", LSTMConfig(preprocess=None)),
+                                         ("quadratic:dim=5", LSTMConfig(output_scale=0.1))])
+def test_population_unroll_gives_each_members_trajectory_and_meta_gradient(spec, config):
+    problem = make_problem(spec)
+    members = _members(config, seeds=[0, 1, 2])
+    tasks = lambda: [problem.sample(runs=2, seed=10 + k) for k in range(3)]
+
+    alone = []
+    for opt, task in zip(members, tasks()):
+        _, grad = task.loss_and_grad(task.theta)
+        surrogate, losses, theta, _, _ = unroll(opt, task, task.theta, opt.init(task.theta), grad, 6)
+        opt.zero_grad()
+        surrogate.backward()
+        alone.append((losses, theta, _grads(opt)))
+
+    pop, task = Population(members), stack_tasks(tasks())
+    _, grad = task.loss_and_grad(task.theta)
+    surrogate, losses, theta, _, _ = unroll(pop, task, task.theta, pop.init(task.theta), grad, 6)
+    pop.zero_grad()
+    surrogate.backward()
+    for k, (l_alone, th_alone, g_alone) in enumerate(alone):
+        torch.testing.assert_close(losses[:, 2 * k: 2 * k + 2], l_alone)
+        torch.testing.assert_close(theta[2 * k: 2 * k + 2], th_alone)
+        for a, b in zip(_grads(members[k]), g_alone):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(g.abs().sum() > 0 for m in members for g in _grads(m))
+
+
+def _same_checkpoint(a, b):
+    assert a["epoch"] == b["epoch"] and a["skipped"] == b["skipped"] and a["best"]["epoch"] == b["best"]["epoch"]
+    for key in a["weights"]:
+        torch.testing.assert_close(a["weights"][key], b["weights"][key], rtol=1e-4, atol=1e-6)
+    for ha, hb in zip(a["history"], b["history"], strict=True):
+        assert ha["epoch"] == hb["epoch"]
+        assert ha["val"] == pytest.approx(hb["val"], rel=1e-4)
+        assert ha["train"] == pytest.approx(hb["train"], rel=1e-4, nan_ok=True)
+
+
+def test_population_training_equals_training_each_trial_alone(tmp_path):
+    """Trials that differ in meta-learning rate, seed, schedule, clipping and length train together
+    as they train one by one; the one still at epoch 2 of its run resumes from its checkpoint."""
+    configs = [SMALL, dataclasses.replace(SMALL, meta_lr=1e-2, seed=1, clip=1.0),
+               dataclasses.replace(SMALL, meta_lr=5e-4, seed=2, epochs=4, schedule="cosine")]
+    alone = [meta_train(c, tmp_path / f"alone{k}.pt", progress=False) for k, c in enumerate(configs)]
+    paths = [tmp_path / f"pop{k}.pt" for k in range(3)]
+    meta_train(configs[0], paths[0], progress=False, stop_after=2)  # a trial already under way
+    together = train_population(configs, paths, progress=False)
+    for a, b, path in zip(alone, together, paths):
+        _same_checkpoint(a, b)
+        _same_checkpoint(a, load_checkpoint(path))
+    # trial 0 validated at epoch 2 alone, then in the population; trial 1's last two epochs were its own
+    assert [h.get("population") for h in load_checkpoint(paths[0])["history"]] == [None, 3, 3]
+    assert [h.get("population") for h in load_checkpoint(paths[1])["history"]] == [3, 3, None]
+
+
+def test_a_diverging_member_is_skipped_alone(tmp_path):
+    """A member whose numbers are not finite (here its φ was poisoned with a NaN after one epoch)
+    is skipped in every epoch, as alone, and leaves the others' numbers untouched."""
+    calm, wild = dataclasses.replace(SMALL, epochs=4), dataclasses.replace(SMALL, epochs=4, seed=1)
+    ck = meta_train(wild, tmp_path / "wild.pt", progress=False, stop_after=1)
+    ck["weights"]["head.bias"][0] = math.nan
+    torch.save(ck, tmp_path / "wild.pt")
+    shutil.copy(tmp_path / "wild.pt", tmp_path / "wild-alone.pt")
+    alone = [meta_train(calm, None, progress=False), meta_train(wild, tmp_path / "wild-alone.pt", progress=False)]
+    together = train_population([calm, wild], [None, tmp_path / "wild.pt"], progress=False)
+    assert alone[1]["skipped"] == together[1]["skipped"] == 3 and together[0]["skipped"] == 0
+    assert together[1]["epoch"] == 4
+    _same_checkpoint(alone[0], together[0])
+
+
+@needs_mnist
+def test_population_on_mnist_steps_as_each_member_alone():
+    problem = make_problem("mnist")
+    members = _members(LSTMConfig(preprocess=10.0, output_scale=0.1), seeds=[0, 1])
+    tasks = lambda: [problem.sample(runs=1, seed=k) for k in range(2)]
+    pop, task = Population(members), stack_tasks(tasks())
+    step = pop.bind()
+    _, grad = task.loss_and_grad(task.theta)
+    update, _ = step(grad, pop.init(task.theta))
+    for k, (opt, t) in enumerate(zip(members, tasks())):
+        _, g = t.loss_and_grad(t.theta)
+        torch.testing.assert_close(update[k: k + 1], opt.bind()(g, opt.init(t.theta))[0])
+
+
+def test_populations_refuse_what_they_cannot_batch():
+    with pytest.raises(UserError, match="share"):
+        check_population([SMALL, dataclasses.replace(SMALL, unroll=10)])
+    with pytest.raises(UserError, match="architecture"):
+        Population([LSTMOptimizer(LSTMConfig()), LSTMOptimizer(LSTMConfig(hidden=10))])
+    with pytest.raises(UserError, match="distinct"):
+        train_population([SMALL, SMALL], ["same.pt", "same.pt"], progress=False)
+    problem = make_problem("quadratic")
+    with pytest.raises(UserError, match="equal run counts"):
+        stack_tasks([problem.sample(2, seed=0), problem.sample(3, seed=1)])
+    with pytest.raises(UserError, match="split evenly"):
+        Population(_members(LSTMConfig(), [0, 1])).init(torch.zeros(3, 10))
+
+
+def test_a_sweep_in_populations_is_the_sweep_one_by_one(tmp_path):
+    one = sweep(SMALL, 3, tmp_path / "one", tmp_path / "one.json", progress=False)
+    two = sweep(SMALL, 3, tmp_path / "two", tmp_path / "two.json", progress=False, population=2)
+    assert one["winner"] == two["winner"] and one["complete"] and two["complete"]
+    for a, b in zip(one["rows"], two["rows"], strict=True):
+        assert (a["trial"], a["meta_lr"], a["best_epoch"]) == (b["trial"], b["meta_lr"], b["best_epoch"])
+        assert a["best_val"] == pytest.approx(b["best_val"], rel=1e-4)
+    assert [r["population"] for r in two["rows"]] == [2, 2, 1]
