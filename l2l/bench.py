@@ -25,7 +25,7 @@ from l2l.optimizers.reference import reference_init, reference_unroll
 from l2l.problems import make_problem, stack_tasks
 from l2l.runtime import atomic_write, hardware
 from l2l.training import GraphedUnroll, TrainConfig, truncate, unroll
-from l2l.training.population import population_updates
+from l2l.training.population import GraphedPopulation, population_updates
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 
@@ -56,8 +56,8 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
     'compiled' (ours through torch.compile; the warm-up absorbs the compilation), 'graphed'
     (ours, each unroll one captured CUDA graph; GPU only) or 'population' (`members` optimizers
-    at once, eager, each with its own Adam, on `runs` runs each)."""
-    problem = make_problem(spec)
+    at once, each with its own Adam, on `runs` runs each; on a GPU through captured graphs)."""
+    problem, on_gpu = make_problem(spec), torch.device(device).type == "cuda"
     if impl == "compiled":
         torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
     config = LSTMConfig(**problem.optimizer_defaults)
@@ -68,8 +68,12 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
         opt = Population([LSTMOptimizer(config, seed=k).to(device) for k in range(members)])
         task = stack_tasks([problem.sample(runs, seed=k, device=device) for k in range(members)])
         meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in opt.members]
-        population = population_updates(opt, meta_opts, task, [TrainConfig(spec, steps=unroll_steps,
-                                                                            unroll=unroll_steps)] * members)
+        configs = [TrainConfig(spec, steps=unroll_steps, unroll=unroll_steps)] * members
+        if on_gpu:  # as training runs it there: one captured graph per unroll
+            capture = stack_tasks([problem.sample(runs, seed=100 + k, device=device) for k in range(members)])
+            population = GraphedPopulation(opt, capture, configs).meta_updates(task, meta_opts)
+        else:
+            population = population_updates(opt, meta_opts, task, configs)
     theta = task.theta
     state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
     _, grad = task.loss_and_grad(theta)
@@ -110,9 +114,10 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     seconds = (time.perf_counter() - start) / updates
     row = {
         "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
-        "impl": f"population of {members}" if impl == "population" else impl,
+        "impl": (f"population of {members}" + (" (graphed)" if on_gpu else "")
+                 if impl == "population" else impl),
         "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
-        "autograd_MB": memory["bytes"] / 2**20 if impl != "graphed" else math.nan,
+        "autograd_MB": math.nan if impl == "graphed" or (impl == "population" and on_gpu) else memory["bytes"] / 2**20,
     }
     if torch.device(device).type == "cuda":
         row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -148,7 +153,8 @@ def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: boo
         row = time_meta_updates(spec, runs, impl, device, updates=updates, members=members)
     except torch.OutOfMemoryError:
         row = {"problem": spec, "coords": None, "runs": runs,
-               "impl": f"population of {members}" if impl == "population" else impl, "steps_per_s": math.nan,
+               "impl": (f"population of {members}" + (" (graphed)" if on_gpu else "")
+                 if impl == "population" else impl), "steps_per_s": math.nan,
                "ms_per_meta_update": math.nan, "autograd_MB": math.nan, "error": "out of memory"}
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()

@@ -133,3 +133,44 @@ def test_a_sweep_in_populations_is_the_sweep_one_by_one(tmp_path):
         assert (a["trial"], a["meta_lr"], a["best_epoch"]) == (b["trial"], b["meta_lr"], b["best_epoch"])
         assert a["best_val"] == pytest.approx(b["best_val"], rel=1e-4)
     assert [r["population"] for r in two["rows"]] == [2, 2, 1]
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("spec", ["quadratic", pytest.param("mnist", marks=needs_mnist)])
+def test_graphed_population_epochs_equal_eager_population_epochs(spec):
+    from l2l.training.population import GraphedPopulation, population_epoch
+
+    problem = make_problem(spec)
+    configs = [TrainConfig(spec, steps=20, unroll=5, runs=2, clip=c) for c in (None, 1.0, 0.1)]
+    results = []
+    for graphs in (False, True):
+        pop = Population(_members(LSTMConfig(**problem.optimizer_defaults), seeds=[0, 1, 2])).cuda()
+        meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in pop.members]
+        graphed = GraphedPopulation(pop, stack_tasks([problem.sample(2, 90 + k, "cuda") for k in range(3)]),
+                                    configs) if graphs else None
+        losses = [population_epoch(pop, meta_opts, stack_tasks([problem.sample(2, 10 * e + k, "cuda")
+                                                                 for k in range(3)]), configs, graphed)
+                  for e in range(2)]
+        results.append((losses, [p.detach().clone() for p in pop.parameters()]))
+    (eager_losses, eager_phi), (graph_losses, graph_phi) = results
+    for e, g in zip(eager_losses, graph_losses):
+        assert g == pytest.approx(e, rel=1e-4)
+    for e, g in zip(eager_phi, graph_phi):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
+
+
+@cuda
+def test_population_training_on_a_gpu_equals_training_each_trial_alone(tmp_path):
+    configs = [SMALL, dataclasses.replace(SMALL, meta_lr=1e-2, seed=1, epochs=4)]
+    alone = [meta_train(c, None, device="cuda", progress=False) for c in configs]
+    together = train_population(configs, [None, None], device="cuda", progress=False)  # graphed by default
+    for a, b in zip(alone, together):
+        _same_checkpoint(a, b)
+
+
+def test_a_population_on_the_cpu_refuses_cuda_graphs():
+    with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
+        train_population([SMALL], [None], device="cpu", cuda_graphs=True, progress=False)

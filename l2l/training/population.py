@@ -21,11 +21,11 @@ from l2l.errors import UserError
 from l2l.loop import begin
 from l2l.optimizers import LSTMOptimizer
 from l2l.optimizers.population import Population
-from l2l.problems import Task, make_problem, stack_tasks
+from l2l.problems import Task, derive_seed, make_problem, stack_tasks
 from l2l.runtime import progress as progress_bar
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import Trial, check_minutes, meta_train, out_of_time
-from l2l.training.unroll import truncate, unroll
+from l2l.training.unroll import GraphedUnroll, copy_into, truncate, unroll
 
 
 def population_updates(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig]) -> Iterator[list[float]]:
@@ -51,12 +51,58 @@ def population_updates(pop: Population, meta_opts: list, task: Task, configs: li
         yield meta_losses
 
 
-def population_epoch(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig]) -> list[float]:
-    """One epoch of every member (`l2l.training.unroll.train_epoch` for a population): each
-    member's mean meta-loss per unroll, or NaN when it was abandoned."""
+class GraphedPopulation(GraphedUnroll):
+    """`GraphedUnroll` for a population: the captured unroll clips each member's meta-gradient by
+    its own limit, and each replay steps the members whose numbers are finite, each with its own
+    Adam (`population_updates`' rules). One capture serves one set of members; a population whose
+    membership changes (a trial finished) is captured anew.
+
+    Args:
+        task: a stacked task of the family for the members (only traced).
+    """
+
+    def __init__(self, pop: Population, task: Task, configs: list[TrainConfig]):
+        self.clips = [c.clip or math.inf for c in configs]  # before the capture, which reads them
+        super().__init__(pop, task, configs[0])
+
+    def _forward_backward(self):
+        theta, state, grad, batches = self.inputs
+        replay = Task(theta, self.loss, iter(batches).__next__, self.groups)
+        surrogate, losses, theta, state, grad = unroll(self.opt, replay, theta, state, grad, self.unroll)
+        surrogate.backward()
+        norms = torch.stack([torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
+                             for m, clip in zip(self.opt.members, self.clips)])
+        return losses, norms, (theta, state, grad)
+
+    def meta_updates(self, task: Task, meta_opts: list) -> Iterator[list[float]]:
+        """`population_updates` through the graph: a run of the stacked `task`, one replay per unroll."""
+        self.start(task)
+        alive = [True] * len(self.opt)
+        while any(alive):
+            copy_into(self.inputs[3], [task.batch() for _ in range(self.unroll)])
+            self.graph.replay()
+            losses, norms, ends = self.outputs
+            meta_losses = losses.reshape(self.unroll, len(self.opt), -1).sum(0).mean(-1)
+            finite = (torch.isfinite(meta_losses) & torch.isfinite(norms)).tolist()
+            values = meta_losses.tolist()
+            for k, meta_opt in enumerate(meta_opts):
+                if alive[k] and finite[k]:
+                    meta_opt.step()
+                else:
+                    alive[k], values[k] = False, math.nan
+            copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
+            yield values
+
+
+def population_epoch(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig],
+                     graphed: GraphedPopulation | None = None) -> list[float]:
+    """One epoch of every member (`l2l.training.unroll.train_epoch` for a population), through the
+    captured graph with `graphed`: each member's mean meta-loss per unroll, or NaN when it was
+    abandoned."""
     count = configs[0].steps // configs[0].unroll
     totals = [0.0] * len(pop)
-    for _, losses in zip(range(count), population_updates(pop, meta_opts, task, configs)):
+    updates = graphed.meta_updates(task, meta_opts) if graphed else population_updates(pop, meta_opts, task, configs)
+    for _, losses in zip(range(count), updates):
         totals = [t + x for t, x in zip(totals, losses)]  # NaN stays NaN
     return [t / count if math.isfinite(t) else math.nan for t in totals]
 
@@ -80,11 +126,13 @@ def check_population(configs: list[TrainConfig]):
 
 def train_population(configs: list[TrainConfig], paths: list[str | Path | None], device: str = "cpu",
                      fresh: bool = False, progress: bool = True, max_minutes: float | None = None,
-                     compile: bool = False) -> list[dict]:
+                     compile: bool = False, cuda_graphs: bool | None = None) -> list[dict]:
     """Meta-train the trials `configs` together, each checkpointed to its path (`meta_train`'s
     rules: resumed, extended, or an error for another recipe unless `fresh`). Trials may be at
     different epochs; each finishes at its own length and leaves the population. With
-    `max_minutes`, stops (checkpointed) after that much wall time. Returns the checkpoints.
+    `max_minutes`, stops (checkpointed) after that much wall time. `cuda_graphs` (default: on a
+    GPU) replays each unroll of the population as one captured graph (`GraphedPopulation`).
+    Returns the checkpoints.
 
     Each trial's wall time is the population's: they train at once, so none takes less.
     """
@@ -95,6 +143,10 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
     named = [Path(p) for p in paths if p]
     if len(set(named)) < len(named):
         raise UserError("trials of a population need distinct checkpoint paths")
+    on_gpu = torch.device(device).type == "cuda"
+    cuda_graphs = on_gpu if cuda_graphs is None else cuda_graphs
+    if cuda_graphs and not on_gpu:
+        raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
     problem = make_problem(configs[0].problem)
     trials = [Trial(c, p, device, fresh, compile) for c, p in zip(configs, paths)]
     if any(type(t.opt) is not LSTMOptimizer for t in trials):
@@ -104,14 +156,20 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
                        desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
     for trial in trials:
         trial.begin()
+    members, pop, graphed = None, None, None
     try:
         while True:
             active = [t for t in trials if not t.done]
             if not active:
                 break
-            pop = Population([t.opt for t in active], compile=compile)
+            if active != members:  # the first epoch, or a trial has finished: a population of those left
+                members, pop = active, Population([t.opt for t in active], compile=compile)
+                if cuda_graphs:
+                    capture = stack_tasks([problem.sample(t.config.runs, derive_seed(t.config.seed, "capture"), device)
+                                           for t in active])
+                    graphed = GraphedPopulation(pop, capture, [t.config for t in active])
             task = stack_tasks([t.task(problem) for t in active])
-            losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active])
+            losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active], graphed)
             for trial, loss in zip(active, losses):
                 postfix = trial.record(loss, population=len(active))
                 if postfix and len(trials) == 1:

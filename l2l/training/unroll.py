@@ -135,7 +135,7 @@ def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -
         yield loss.item()
 
 
-def _copy_into(static, value):
+def copy_into(static, value):
     """Copy a pytree of tensors into the same-shaped pytree of fixed buffers."""
     for s, v in zip(tree_leaves(static), tree_leaves(value)):
         if isinstance(s, torch.Tensor):  # leaves may be None (no per-run activations, say)
@@ -188,19 +188,19 @@ class GraphedUnroll:
     def start(self, task: Task):
         """Begin a run of `task`: θ_0, the LSTM's initial state and ∇_0 into the buffers."""
         theta, state, _, grad = begin(task, self.opt)
-        _copy_into(self.inputs[:3], (theta, state, grad))
+        copy_into(self.inputs[:3], (theta, state, grad))
 
     def meta_update(self, task: Task, meta_opt) -> float:
         """One unroll of K steps of `task` and Adam's step on φ; returns the meta-loss, or NaN
         (and no step) when the meta-loss or the meta-gradient is not finite."""
-        _copy_into(self.inputs[3], [task.batch() for _ in range(self.unroll)])
+        copy_into(self.inputs[3], [task.batch() for _ in range(self.unroll)])
         self.graph.replay()
         losses, norm, ends = self.outputs
         meta_loss = losses.sum(0).mean()
         if not (torch.isfinite(meta_loss) and torch.isfinite(norm)):
             return math.nan
         meta_opt.step()
-        _copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
+        copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
         return meta_loss.item()
 
     def meta_updates(self, task: Task, meta_opt) -> Iterator[float]:
