@@ -43,6 +43,7 @@ def test_imitation_teaches_the_lstm_to_step_like_adam():
     after = _imitation_error(opt, Adam(0.05), test)
     assert after < 0.2 * before, (before, after)
     assert ck["imitated"] == 40 and all(math.isnan(h["train"]) for h in ck["history"])  # no meta-loss to report
+    assert ck["imitation_opt"]["state"] and ck["meta_opt"]["state"] == {}  # imitation has an Adam of its own
 
 
 def test_imitation_epochs_are_drawn_from_seed_and_epoch():
@@ -64,27 +65,38 @@ def test_a_curriculum_with_imitation_resumes_exactly(tmp_path):
     assert load_checkpoint(tmp_path / "cut.pt")["config"]["curriculum"] == [20, 40]
 
 
-def test_the_curriculum_moves_on_at_the_first_validation_that_does_not_improve(monkeypatch):
-    """Scripted validations: 1.0, 0.8, then 0.9 (no better: on to the next horizon from the
-    weights that scored 0.8), 5.0, 4.0, 4.5 (on to the last), 3.0, 3.5 (the last horizon: stay)."""
-    scores = iter([1.0, 0.8, 0.9, 5.0, 4.0, 4.5, 3.0, 3.5])
+def test_the_curriculum_follows_chen_et_al(monkeypatch):
+    """Scripted validations, one per epoch, and the mark set on entering a stage (*):
+    stage 0 (train 10, validate 20): 1.0, 0.8, 0.9: the third validation does not improve, an
+        earlier one did: move on from the weights of epoch 2;
+    stage 1 (train 20, validate 40): *5.0, 4.0, 4.2, 4.5: on to the last stage from epoch 4's weights;
+    stage 2 (train 40, validate 40): *3.9, 3.95, 4.1, 4.0: three validations without improving on
+        the mark: training stops, at epoch 9 of 20."""
+    scores = iter([1.0, 0.8, 0.9, 5.0, 4.0, 4.2, 4.5, 3.9, 3.95, 4.1, 4.0])
     asked = []
     monkeypatch.setattr(importlib.import_module("l2l.training.meta_train"), "validate",
                         lambda opt, config, device, steps=None: asked.append(steps) or next(scores))
-    config = dataclasses.replace(SMALL, curriculum=(20, 40), epochs=8, eval_every=1)
+    config = dataclasses.replace(SMALL, curriculum=(20, 40), epochs=20, eval_every=1)
     trial = Trial(config)
     problem = make_problem(config.problem)
     trained, weights_at = [], {}
-    for _ in range(8):
+    while not trial.done:
         trained.append(trial.steps)
         trial.record(trial.epoch_loss(trial.task(problem)))
         weights_at[trial.epoch] = {k: v.clone() for k, v in trial.opt.state_dict().items()}
-        if trial.epoch == 3:  # moved on: the live weights are the best ones, from epoch 2
-            torch.testing.assert_close(weights_at[3], trial.ck["best"]["weights"])
-            assert trial.ck["best"]["epoch"] == 2
-    assert trained == [10, 10, 10, 20, 20, 20, 40, 40]
-    assert asked == [20, 20, 20, 40, 40, 40, 40, 40]  # each stage validates at the next horizon
-    assert trial.ck["stage"] == 2 and trial.ck["best"]["val"] == 3.0 and trial.ck["best"]["epoch"] == 7
+        if trial.epoch in (3, 6):  # moved on: the live weights are the best ones, not the epoch's training
+            torch.testing.assert_close(weights_at[trial.epoch], trial.ck["best"]["weights"])
+            assert trial.ck["best"]["epoch"] == {3: 2, 6: 4}[trial.epoch]
+            torch.testing.assert_close(weights_at[trial.epoch], weights_at[trial.ck["best"]["epoch"]], rtol=0, atol=0)
+    assert trained == [10, 10, 10, 20, 20, 20, 40, 40, 40]
+    assert asked == [20, 20, 20, 40, 40, 40, 40, 40, 40, 40, 40]  # each stage validates at the next horizon
+    assert trial.ck["stopped"] and trial.epoch == 9 and trial.ck["stage"] == 2
+    assert trial.ck["best"]["val"] == 3.9 and trial.ck["best"]["epoch"] == 4
+    assert [h.get("advanced_to") for h in trial.ck["history"]] == [None, None, 20, None, None, 40, None, None, None]
+
+    scores = iter([1.0, 0.8, 0.9, 5.0, 4.0, 4.2, 4.5, 3.9, 3.95, 4.1, 4.0])  # meta_train ends there too
+    ck = meta_train(config, None, progress=False)
+    assert ck["stopped"] and ck["epoch"] == 9
 
 
 def test_recipes_for_the_curriculum_and_imitation_are_checked():

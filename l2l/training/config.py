@@ -36,8 +36,9 @@ class TrainConfig:
     eval_runs: int = 64  # validation functions [open]; 20 in the code
     seed: int = 0  # seeds φ's init, the training functions and the validation functions
     # Chen et al. (2020), "Training stronger baselines for learning to optimize" [book]:
-    # a curriculum of longer horizons after `steps`: train at one, validate at the next, and move on
-    # (restoring the best weights) at the first validation that does not improve
+    # a curriculum of longer horizons after `steps`: train at one, validate at the next; after 3
+    # validations in a stage, the first that does not improve moves on from the best weights (or
+    # ends training, if none improved): `Trial._curriculum`
     curriculum: tuple[int, ...] = ()
     imitation: float = 0.0  # fraction of epochs that imitate a tuned Adam: (g_LSTM − g_Adam)² on its path
     teacher_lr: float | None = None  # that Adam's learning rate (the tuned one)

@@ -57,11 +57,15 @@ def _extends(saved: dict, config: TrainConfig) -> bool:
     return longer == config and config.epochs > stored.epochs and config.schedule == "constant"
 
 
-def _snapshot(ck: dict, opt, meta_opt, window: list) -> dict:
+def _snapshot(ck: dict, opt, meta_opt, window: list, imitation_opt=None) -> dict:
     """A copy of the checkpoint as of now (between epochs), independent of the live tensors."""
     return {**ck, "history": list(ck["history"]), "window": list(window),
             "weights": {k: v.detach().clone() for k, v in opt.state_dict().items()},
-            "meta_opt": copy.deepcopy(meta_opt.state_dict())}
+            "meta_opt": copy.deepcopy(meta_opt.state_dict()),
+            **({"imitation_opt": copy.deepcopy(imitation_opt.state_dict())} if imitation_opt else {})}
+
+
+MIN_STAGE_VALIDATIONS = 3  # a curriculum stage validates at least this often before it ends [Chen et al.]
 
 
 class Trial:
@@ -79,6 +83,8 @@ class Trial:
         self.config, self.path, self.device = config, Path(path) if path else None, device
         self.opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
         self.meta_opt = torch.optim.Adam(self.opt.parameters(), lr=config.meta_lr)
+        # imitation has an Adam of its own, at the same rate [Chen et al.]
+        self.imitation_opt = torch.optim.Adam(self.opt.parameters(), lr=config.meta_lr) if config.imitation else None
         initial = {k: v.detach().clone() for k, v in self.opt.state_dict().items()}
         self.ck = {
             "config": config.to_dict(),
@@ -101,8 +107,10 @@ class Trial:
             self.ck = {**saved, "config": config.to_dict()}
             self.opt.load_state_dict(self.ck["weights"])
             self.meta_opt.load_state_dict(self.ck["meta_opt"])
+            if self.imitation_opt and "imitation_opt" in self.ck:
+                self.imitation_opt.load_state_dict(self.ck["imitation_opt"])
         self.window = list(self.ck.get("window", []))  # training meta-losses since the last validation
-        self.safe = _snapshot(self.ck, self.opt, self.meta_opt, self.window)  # the last whole epoch
+        self.safe = self._snapshot()  # the last whole epoch
         self.begin()
 
     @property
@@ -111,7 +119,11 @@ class Trial:
 
     @property
     def done(self) -> bool:
-        return self.ck["epoch"] >= self.config.epochs
+        """All epochs trained, or a curriculum stage stopped improving at once (`record`)."""
+        return self.ck["epoch"] >= self.config.epochs or self.ck.get("stopped", False)
+
+    def _snapshot(self) -> dict:
+        return _snapshot(self.ck, self.opt, self.meta_opt, self.window, self.imitation_opt)
 
     @property
     def steps(self) -> int:
@@ -129,7 +141,8 @@ class Trial:
         recipe's imitation epochs) a run that imitates the tuned Adam."""
         config = self.config
         if config.imitates(self.ck["epoch"]):
-            return train_epoch(self.opt, self.meta_opt, task, config, steps=self.steps, teacher=Adam(config.teacher_lr))
+            return train_epoch(self.opt, self.imitation_opt, task, config, steps=self.steps,
+                               teacher=Adam(config.teacher_lr))
         return train_epoch(self.opt, self.meta_opt, task, config, graphed, steps=self.steps)
 
     def begin(self):
@@ -138,8 +151,9 @@ class Trial:
 
     def task(self, problem):
         """The next epoch's training functions, with the meta-learning rate set for that epoch."""
-        for group in self.meta_opt.param_groups:
-            group["lr"] = self.config.lr_at(self.ck["epoch"])
+        for opt in filter(None, (self.meta_opt, self.imitation_opt)):
+            for group in opt.param_groups:
+                group["lr"] = self.config.lr_at(self.ck["epoch"])
         return problem.sample(self.config.runs, derive_seed(self.config.seed, "train", self.ck["epoch"]),
                               self.device)
 
@@ -165,21 +179,40 @@ class Trial:
                                   **({"steps": self.steps, "val_steps": self.validation_steps}
                                      if config.curriculum else {})})
             self.window = []
-            if val < ck["best"]["val"]:  # never keeps a non-finite optimizer: val is inf then
+            improved = val < ck["best"]["val"]  # never keeps a non-finite optimizer: val is inf then
+            if improved:
                 ck["best"] = {"epoch": ck["epoch"], "val": val,
                               "weights": {k: v.detach().clone() for k, v in self.opt.state_dict().items()}}
-            elif ck.get("stage", 0) < len(config.horizons) - 1:
-                # the curriculum moves on from the best weights; their validation at the next
-                # horizon is not comparable with this one's, so the new stage's best starts afresh
-                self.opt.load_state_dict(ck["best"]["weights"])
-                ck["stage"] = ck.get("stage", 0) + 1
-                ck["best"] = {**ck["best"], "val": math.inf}
+            if config.curriculum:
+                self._curriculum(improved)
             postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
                            skipped=ck["skipped"])
-        self.safe = _snapshot(ck, self.opt, self.meta_opt, self.window)
+        self.safe = self._snapshot()
         if postfix:
             self.save()
         return postfix
+
+    def _curriculum(self, improved: bool):
+        """Chen et al.'s rule, after a validation at the next stage's horizon: once the stage has
+        validated `MIN_STAGE_VALIDATIONS` times, a validation that does not improve ends it. If an
+        earlier one improved, training moves on to the next horizon from the best weights, whose
+        validation at the horizon after that becomes the stage's mark to beat; if none did, the
+        curriculum has stopped helping and training stops. The last stage only stops."""
+        ck, horizons = self.ck, self.config.horizons
+        ck["stage_validations"] = ck.get("stage_validations", 0) + 1
+        ck["stage_improved"] = ck.get("stage_improved", False) or improved
+        if improved or ck["stage_validations"] < MIN_STAGE_VALIDATIONS:
+            return
+        if not ck["stage_improved"]:
+            ck["stopped"] = True
+            return
+        if ck.get("stage", 0) == len(horizons) - 1:
+            return
+        self.opt.load_state_dict(ck["best"]["weights"])
+        ck.update(stage=ck.get("stage", 0) + 1, stage_validations=0, stage_improved=False)
+        mark = validate(self.opt, self.config, self.device, self.validation_steps)
+        ck["best"] = {**ck["best"], "val": mark}
+        ck["history"][-1]["advanced_to"] = self.steps
 
     def save(self):
         """Write the checkpoint as of the last whole epoch (never half an epoch's meta-updates)."""
@@ -246,7 +279,7 @@ def meta_train(
             postfix = trial.record(trial.epoch_loss(trial.task(problem), graphed))
             if postfix:
                 bar.set_postfix(postfix)
-            if (stop_after and trial.epoch >= stop_after) or out_of_time(trial.start, max_minutes):
+            if trial.done or (stop_after and trial.epoch >= stop_after) or out_of_time(trial.start, max_minutes):
                 break
     except KeyboardInterrupt:
         trial.interrupted()

@@ -108,7 +108,8 @@ def meta_updates(opt, meta_opt, task: Task, config: TrainConfig) -> Iterator[flo
 def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -> Iterator[float]:
     """Off-policy imitation (Chen et al. 2020): θ follows the `teacher` (a tuned Adam), the learned
     optimizer sees the teacher's gradients ∇_t with its own hidden state, and each meta-update
-    minimizes Σ_t mean (g_t − g_t^teacher)² over the unroll's K steps. Yields that loss, or NaN
+    minimizes ½ Σ_t mean (g_t − g_t^teacher)² over the unroll's K steps (the mean over coordinates
+    and runs; Chen et al.'s ½ Σ over the parameters / their number). Yields that loss, or NaN
     (no step, run abandoned) when it or its gradient is not finite."""
     theta, state, _, grad = begin(task, opt)
     taught = teacher.init(theta, task.groups)
@@ -118,7 +119,7 @@ def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -
         for _ in range(config.unroll):
             update, state = step(grad, state)
             target, taught = teach(grad, taught)
-            loss = loss + (update - target).square().mean()
+            loss = loss + 0.5 * (update - target).square().mean()
             theta = theta + target
             _, grad = task.loss_and_grad(theta)
         meta_opt.zero_grad(set_to_none=True)
