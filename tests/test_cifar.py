@@ -8,6 +8,7 @@ from torch import nn
 
 from conftest import needs_cifar
 from l2l.optimizers import GroupedLSTM, LSTMConfig, LSTMOptimizer, make_optimizer
+from l2l.errors import UserError
 from l2l.problems import CIFAR, Task, make_problem
 
 
@@ -20,6 +21,22 @@ def test_parameter_count_and_groups_by_hand():
     assert groups.shape == (p.size,)
     assert (groups == 0).sum() == conv and (groups[:conv] == 0).all() and (groups[conv:] == 1).all()
     assert make_problem("cifar:classes=2").size == conv + 256 * 32 + 32 + 32 * 2 + 2
+
+
+def test_the_official_assignment_sends_only_the_kernels_to_the_conv_lstm():
+    """[code] cifar-multi: the "conv" LSTM gets the three kernels; the conv blocks' batch-norm
+    offsets go with the fully connected parameters to the other."""
+    official = make_problem("cifar:assign=kernels")
+    groups = official.groups()
+    kernels = [(1200, 16), (6400, 16), (6400, 16)]  # each block: its kernel's coordinates, then its offsets
+    expected, offset = torch.ones(official.size, dtype=groups.dtype), 0
+    for k, b in kernels:
+        expected[offset: offset + k] = 0
+        offset += k + b
+    assert torch.equal(groups, expected) and (groups == 0).sum() == 14_000
+    assert official.size == make_problem("cifar").size and official.spec == "cifar:assign=kernels"
+    with pytest.raises(UserError, match="assign"):
+        make_problem("cifar:assign=biases")
 
 
 def test_label_subsets_and_bad_options():

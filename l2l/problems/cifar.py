@@ -35,8 +35,10 @@ class CIFAR(Problem):
     automobile, bird, cat, deer; CIFAR-2: airplane, automobile), `labels=last` takes labels 10-k..9
     (CIFAR-5 last: dog, frog, horse, ship, truck, disjoint from both: LSTM-sub trains there).
 
-    Parameter groups (`Task.groups`): 0 for the convolutional blocks (kernels and their batch-norm
-    offsets), 1 for the fully connected layers (weights, batch-norm offset, logit biases).
+    Parameter groups (`Task.groups`), one LSTM each: with `assign=layers` (the book's reading of the
+    paper) 0 for the convolutional blocks (kernels and their batch-norm offsets), 1 for the fully
+    connected layers (weights, batch-norm offset, logit biases); with `assign=kernels` (the official
+    code's `cifar-multi`) 0 for the three convolution kernels only, 1 for everything else.
     """
 
     family = "cifar"
@@ -47,6 +49,7 @@ class CIFAR(Problem):
     batch: int = 128
     split: str = "train"
     init_std: float = 0.01
+    assign: str = "layers"
 
     CHANNELS = 16  # per convolution [paper]
     KERNEL = 5
@@ -56,6 +59,7 @@ class CIFAR(Problem):
         check_choice("classes", self.classes, (2, 5, 10))
         check_choice("labels", self.labels, ("first", "last"))
         check_choice("split", self.split, ("train", "test"))
+        check_choice("assign", self.assign, ("layers", "kernels"))
         if self.batch < 2:
             raise UserError("batch must be at least 2 (batch norm uses the batch's statistics)")
 
@@ -69,8 +73,9 @@ class CIFAR(Problem):
         """(name, shape, group) of every parameter tensor, in θ's order."""
         C, K, H = self.CHANNELS, self.KERNEL, self.HIDDEN
         out = []
+        offsets = 0 if self.assign == "layers" else 1  # the conv blocks' batch-norm offsets
         for k, cin in enumerate((3, C, C)):
-            out += [(f"conv{k + 1}", (C, cin, K, K), 0), (f"bn{k + 1}", (C,), 0)]
+            out += [(f"conv{k + 1}", (C, cin, K, K), 0), (f"bn{k + 1}", (C,), offsets)]
         flat = C * 4 * 4  # 32 → 16 → 8 → 4 after three pools
         out += [("fc", (flat, H), 1), ("bn_fc", (H,), 1), ("logits", (H, self.classes), 1),
                 ("bias", (self.classes,), 1)]

@@ -191,7 +191,7 @@ def train_group(configs: list[TrainConfig], paths: list[Path], device: str = "cp
                 max_minutes: float | None = None, progress: bool = False) -> list[dict]:
     """Trials trained together: alone through `meta_train`, several as a population."""
     if len(configs) == 1:
-        return [meta_train(configs[0], paths[0], device=device, progress=False, compile=compile,
+        return [meta_train(configs[0], paths[0], device=device, progress=progress, compile=compile,
                            max_minutes=max_minutes)]
     return train_population(configs, paths, device=device, progress=progress, max_minutes=max_minutes,
                             compile=compile)

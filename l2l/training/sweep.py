@@ -65,7 +65,7 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
         checkpoints = {k: ck for g, cks in zip(groups, done) for k, ck in zip(g, cks)}
     else:
         checkpoints, started = {}, time.perf_counter()
-        for group in progress_bar(groups, progress and population < trials, desc=f"sweep of {name}"):
+        for group in progress_bar(groups, progress and len(groups) > 1, desc=f"sweep of {name}", position=0):
             left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
             if left is not None and left <= 0:
                 break
