@@ -127,7 +127,9 @@ def cmd_train(args):
         ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
                         max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
     best = ck["best"]
-    status = "done" if ck["epoch"] >= config.epochs else "stopped early; the same command continues it"
+    status = ("done" if ck["epoch"] >= config.epochs else
+              "done: the curriculum stopped improving" if ck.get("stopped") else
+              "stopped early; the same command continues it")
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
           f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
 

@@ -11,7 +11,7 @@ import importlib
 from l2l.errors import UserError
 from l2l.optimizers import Adam, LSTMConfig, LSTMOptimizer
 from l2l.problems import make_problem
-from l2l.training import TrainConfig, load_checkpoint, meta_train
+from l2l.training import TrainConfig, load_checkpoint, meta_train, sweep
 from l2l.training.meta_train import Trial
 from l2l.training.population import check_population
 
@@ -110,4 +110,9 @@ def test_recipes_for_the_curriculum_and_imitation_are_checked():
         dataclasses.replace(SMALL, imitation=1.5, teacher_lr=0.1)
     with pytest.raises(UserError, match="one trial at a time"):
         check_population([dataclasses.replace(SMALL, curriculum=(20,))])
+    with pytest.raises(UserError, match="one horizon"):
+        sweep(dataclasses.replace(SMALL, curriculum=(20,)), 2, "unused", "unused.json")
+    with pytest.raises(UserError, match="do not combine"):
+        meta_train(dataclasses.replace(SMALL, imitation=0.5, teacher_lr=0.1), None, cuda_graphs=True,
+                   device="cuda" if torch.cuda.is_available() else "cpu", progress=False)
     assert TrainConfig.from_dict(dataclasses.replace(SMALL, curriculum=(20,)).to_dict()).curriculum == (20,)

@@ -174,3 +174,37 @@ def test_population_training_on_a_gpu_equals_training_each_trial_alone(tmp_path)
 def test_a_population_on_the_cpu_refuses_cuda_graphs():
     with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
         train_population([SMALL], [None], device="cpu", cuda_graphs=True, progress=False)
+
+
+def test_a_member_that_dies_mid_epoch_keeps_its_earlier_updates_and_spares_the_others():
+    """Member 1's functions turn to NaN at step 7, in its second unroll of four: it keeps the first
+    meta-update and takes no other, as alone, while member 0 trains on as alone."""
+    from l2l.problems import Task
+    from l2l.training import train_epoch
+    from l2l.training.population import population_epoch
+
+    problem, config = make_problem("quadratic"), SMALL
+
+    def task(seed, poison_after=None):
+        clean, calls = problem.sample(2, seed), iter(range(10**6))
+
+        def batch():
+            W, y = clean.batch()
+            return (W * math.nan, y) if poison_after is not None and next(calls) >= poison_after else (W, y)
+        return Task(clean.theta, clean.loss, batch)
+
+    def fresh():
+        members = _members(config.optimizer, seeds=[0, 1])
+        return members, [torch.optim.Adam(m.parameters(), lr=1e-2) for m in members]
+
+    members, opts = fresh()
+    alone = [train_epoch(members[0], opts[0], task(0), config), train_epoch(members[1], opts[1], task(1, 7), config)]
+    alone_phi = [[p.detach().clone() for p in m.parameters()] for m in members]
+    members, opts = fresh()
+    before = [p.detach().clone() for p in members[1].parameters()]
+    together = population_epoch(Population(members), opts, stack_tasks([task(0), task(1, 7)]), [config] * 2)
+    assert math.isnan(alone[1]) and math.isnan(together[1]) and together[0] == pytest.approx(alone[0], rel=1e-5)
+    for m, phi in zip(members, alone_phi):
+        for p, q in zip(m.parameters(), phi):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(p, b) for p, b in zip(members[1].parameters(), before))  # the first update stayed

@@ -2,7 +2,9 @@
 files as the local sweep: a tiny sweep on a local Ray, so that path keeps working."""
 
 import pytest
-import ray  # in requirements.txt, so that `make test` runs this; for users an extra: pip install -e '.[sweep]'
+
+# in requirements.txt, so that `make test` runs this; for users an optional extra: pip install -e '.[sweep]'
+ray = pytest.importorskip("ray", reason="Ray is the optional extra [sweep]")
 
 from l2l.training import sweep
 from test_population import SMALL

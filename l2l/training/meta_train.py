@@ -252,7 +252,8 @@ def meta_train(
         max_minutes: stop (checkpointed) after this much wall time in this call.
         compile: run the optimizer's steps through torch.compile (faster on large problems).
         cuda_graphs: replay each unroll as one captured CUDA graph (`GraphedUnroll`); None: on a
-            GPU for the plain coordinatewise LSTM, the case tested against eager training.
+            GPU for the plain coordinatewise LSTM without imitation, the case tested against eager
+            training.
     Returns:
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
@@ -264,7 +265,9 @@ def meta_train(
 
     on_gpu = torch.device(device).type == "cuda"
     if cuda_graphs is None:
-        cuda_graphs = on_gpu and type(trial.opt) is LSTMOptimizer
+        cuda_graphs = on_gpu and type(trial.opt) is LSTMOptimizer and not config.imitation
+    if cuda_graphs and config.imitation:  # imitation's own Adam would replace the gradients the graph writes
+        raise UserError("CUDA graphs and imitation do not combine: train with --no-cuda-graphs")
     if cuda_graphs and not on_gpu:
         raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
     graphed = None  # captured once, on a task of its own stream, and replayed for every epoch

@@ -49,10 +49,12 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     curve, best validation loss and wall time, and the winner (lowest best validation loss). With
     `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
     continues. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
-    runs as many at once as its cluster has room for; the trials, files and table are the same.
-    Returns the table."""
+    runs as many at once as its cluster has room for; the trials, files and table are the same
+    (`max_minutes` then limits each population). Returns the table."""
     if population < 1:
         raise UserError(f"population must be positive, got {population}")
+    if config.curriculum:  # its trials would end at different horizons: their validations would not compare
+        raise UserError("a sweep compares trials at one horizon: leave the curriculum out of its recipe")
     check_choice("backend", backend, ("local", "ray"))
     folder, name = Path(folder), Path(table).stem  # trial k's checkpoint: <folder>/<table's name>-trial<k>.pt
     configs = draw_trials(config, trials, low, high, seed)
