@@ -69,7 +69,7 @@ def _baselines(text: str) -> list[str]:
 
 
 RECIPE = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every", "eval_runs",
-          "curriculum", "imitation", "teacher_lr")
+          "patience", "curriculum", "imitation", "teacher_lr")
 ARCHITECTURE = ("hidden", "layers", "preprocess", "output_scale", "groups")
 
 
@@ -128,7 +128,7 @@ def cmd_train(args):
                         max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
     best = ck["best"]
     status = ("done" if ck["epoch"] >= config.epochs else
-              "done: the curriculum stopped improving" if ck.get("stopped") else
+              "done: validation stopped improving" if ck.get("stopped") else
               "stopped early; the same command continues it")
     print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
           f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
@@ -276,6 +276,8 @@ def _recipe_options(t):
     recipe.add_argument("--unroll", type=_positive(int), help="steps per truncation (one meta-update each)")
     recipe.add_argument("--eval-every", type=_positive(int), help="epochs between validations")
     recipe.add_argument("--eval-runs", type=_positive(int), help="validation functions")
+    recipe.add_argument("--patience", type=_optional(_positive(int)),
+                        help="stop after this many validations without a new best (default: train every epoch)")
     recipe.add_argument("--curriculum", type=_horizons, help="longer horizons after --steps, e.g. 200,500,1000: "
                         "train at one, validate at the next, move on when that stops improving (Chen et al. 2020)")
     recipe.add_argument("--imitation", type=float, help="fraction of epochs that imitate a tuned Adam "

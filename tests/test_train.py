@@ -397,3 +397,17 @@ def test_a_sweep_draws_log_uniform_rates_picks_by_validation_and_resumes(tmp_pat
     stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "trials").glob("*.pt"))]
     again = sweep(config, 3, tmp_path / "trials", table, 1e-4, 1e-1, seed=3, progress=False)
     assert again["rows"] == rows and stamps == [p.stat().st_mtime_ns for p in sorted((tmp_path / "trials").glob("*.pt"))]
+
+
+def test_patience_stops_training_once_validation_stops_improving(monkeypatch, tmp_path):
+    import importlib
+
+    scores = iter([1.0, 0.9, 0.95, 0.97, 0.99, 0.5])
+    monkeypatch.setattr(importlib.import_module("l2l.training.meta_train"), "validate",
+                        lambda opt, config, device, steps=None: next(scores))
+    config = dataclasses.replace(SMALL, epochs=12, eval_every=1, patience=3)
+    ck = meta_train(config, tmp_path / "p.pt", progress=False)
+    assert ck["stopped"] and ck["epoch"] == 5 and ck["best"]["epoch"] == 2  # three validations after the best
+    assert meta_train(config, tmp_path / "p.pt", progress=False)["epoch"] == 5  # finished: not trained on
+    with pytest.raises(UserError, match="patience"):
+        dataclasses.replace(SMALL, patience=0)

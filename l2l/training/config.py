@@ -35,6 +35,7 @@ class TrainConfig:
     eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
     eval_runs: int = 64  # validation functions [open]; 20 in the code
     seed: int = 0  # seeds φ's init, the training functions and the validation functions
+    patience: int | None = None  # stop after this many validations without a new best [book]; None: never
     # Chen et al. (2020), "Training stronger baselines for learning to optimize" [book]:
     # a curriculum of longer horizons after `steps`: train at one, validate at the next; after 3
     # validations in a stage, the first that does not improve moves on from the best weights (or
@@ -46,6 +47,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps % self.unroll:
             raise UserError(f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
+        if self.patience is not None and self.patience < 1:
+            raise UserError(f"patience must be positive or None, got {self.patience}")
         for name in ("steps", "unroll", "epochs", "runs", "eval_every", "eval_runs"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")

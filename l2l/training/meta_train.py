@@ -119,7 +119,8 @@ class Trial:
 
     @property
     def done(self) -> bool:
-        """All epochs trained, or a curriculum stage stopped improving at once (`record`)."""
+        """All epochs trained, or validation stopped improving (`TrainConfig.patience`, the
+        curriculum's rule: `record`)."""
         return self.ck["epoch"] >= self.config.epochs or self.ck.get("stopped", False)
 
     def _snapshot(self) -> dict:
@@ -183,6 +184,9 @@ class Trial:
             if improved:
                 ck["best"] = {"epoch": ck["epoch"], "val": val,
                               "weights": {k: v.detach().clone() for k, v in self.opt.state_dict().items()}}
+            ck["stale"] = 0 if improved else ck.get("stale", 0) + 1  # validations since the last new best
+            if config.patience and ck["stale"] >= config.patience:
+                ck["stopped"] = True
             if config.curriculum:
                 self._curriculum(improved)
             postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
@@ -209,7 +213,7 @@ class Trial:
         if ck.get("stage", 0) == len(horizons) - 1:
             return
         self.opt.load_state_dict(ck["best"]["weights"])
-        ck.update(stage=ck.get("stage", 0) + 1, stage_validations=0, stage_improved=False)
+        ck.update(stage=ck.get("stage", 0) + 1, stage_validations=0, stage_improved=False, stale=0)
         mark = validate(self.opt, self.config, self.device, self.validation_steps)
         ck["best"] = {**ck["best"], "val": mark}
         ck["history"][-1]["advanced_to"] = self.steps
