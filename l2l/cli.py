@@ -148,7 +148,7 @@ def cmd_sweep(args):
     with _terminate_saves():
         result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
                        args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes,
-                       args.population, args.backend)
+                       args.population, args.backend, train=not args.status)
     for r in result["rows"]:
         mark = " <- winner" if r["trial"] == result["winner"] else ""
         print(f"trial {r['trial']}: meta-lr {r['meta_lr']:g}, {r['epochs']} epochs"
@@ -334,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--population", type=_positive(int), default=1,
                    help="trials trained at once in one process, the LSTM batched over them (default 1; pays "
                         "on a GPU and on small problems, not for MNIST on a CPU)")
+    w.add_argument("--status", action="store_true",
+                   help="train nothing: write and print the table from the trials' checkpoints as they are")
     w.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="ray: each population a Ray Tune trial, as many at once as the cluster holds "
                         "(pip install -e '.[sweep]'; RAY_ADDRESS names a cluster)")

@@ -12,7 +12,7 @@ from l2l.errors import UserError
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.optimizers.population import Population
 from l2l.problems import make_problem, stack_tasks
-from l2l.training import TrainConfig, load_checkpoint, meta_train, sweep, unroll
+from l2l.training import TrainConfig, draw_trials, load_checkpoint, meta_train, sweep, unroll
 from l2l.training.population import check_population, train_population
 
 SMALL = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
@@ -208,3 +208,14 @@ def test_a_member_that_dies_mid_epoch_keeps_its_earlier_updates_and_spares_the_o
         for p, q in zip(m.parameters(), phi):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(p, b) for p, b in zip(members[1].parameters(), before))  # the first update stayed
+
+
+def test_a_sweeps_table_comes_from_its_checkpoints_even_when_nothing_trains(tmp_path):
+    folder, table = tmp_path / "trials", tmp_path / "s.json"
+    empty = sweep(SMALL, 3, folder, table, progress=False, train=False)
+    assert empty["rows"] == [] and not empty["complete"] and empty["winner"] is None and table.exists()
+    meta_train(draw_trials(SMALL, 3)[1], folder / "s-trial1.pt", progress=False, stop_after=2)  # one under way
+    status = sweep(SMALL, 3, folder, table, progress=False, train=False)
+    assert [(r["trial"], r["epochs"], r["finished"]) for r in status["rows"]] == [(1, 2, False)]
+    done = sweep(SMALL, 3, folder, table, progress=False)
+    assert sweep(SMALL, 3, folder, table, progress=False, train=False) == done and done["complete"]

@@ -137,3 +137,33 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) ->
                  if len(means) > 1 else ""))
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below the best tuned "
             f"baseline ({best}, {loss_text(tuned[best].mean[step])}) at step {step}; {spread}.")
+
+
+def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
+    """A sweep's table (`l2l.training.sweep`) as Markdown: each trial's meta-learning rate, epochs
+    trained, best validation loss and where, wall time; then a sentence on where the search stands
+    and, given `reference` (label, best validation), how its winner compares."""
+    epochs = result["recipe"]["epochs"]
+    lines = ["| trial | meta-learning rate | epochs | best validation (epoch) | minutes | trained on |",
+             "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in result["rows"]:
+        best = f"{r['best_val']:.4f} ({r['best_epoch']:,})" if r["validation"] else "–"
+        together = f", population of {r['population']}" if r.get("population", 1) > 1 else ""
+        lines.append(f"| {r['trial']} | {r['meta_lr']:.3g} | {r['epochs']:,} of {epochs:,} | {best} | "
+                     f"{r['minutes']:.0f} | {r['hardware']}{together} |")
+    finished = [r for r in result["rows"] if r["finished"]]
+    started = len(result["rows"]) - len(finished)
+    text = (f"{len(finished)} of {result['trials']} trials have finished their {epochs:,} epochs, {started} "
+            f"{'has' if started == 1 else 'have'} started and {result['trials'] - len(result['rows'])} "
+            f"{'has' if result['trials'] - len(result['rows']) == 1 else 'have'} not.")
+    if result["winner"] is None:
+        text += " No winner is chosen until a trial finishes."
+    else:
+        win = next(r for r in result["rows"] if r["trial"] == result["winner"])
+        text += (f" The lowest best validation{'' if result['complete'] else ' so far'} is trial "
+                 f"{win['trial']}'s, {win['best_val']:.4f} at meta-learning rate {win['meta_lr']:.3g}")
+        if reference:
+            label, val = reference
+            text += f" ({label}: {val:.4f}, on the same validation functions)"
+        text += "."
+    return "\n".join(lines) + "\n\n" + text

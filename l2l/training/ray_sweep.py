@@ -21,7 +21,8 @@ from l2l.training.population import train_group
 
 def run_groups(groups: list[list[TrainConfig]], paths: list[list[Path]], device: str = "cpu",
                compile: bool = False, max_minutes: float | None = None) -> list[list[dict]]:
-    """Train each group of trials as one Ray Tune trial; returns each group's checkpoints."""
+    """Train each group of trials as one Ray Tune trial (into their checkpoint files); returns each
+    group's checkpoints."""
     try:
         import ray
         from ray import tune

@@ -22,6 +22,7 @@ from l2l.errors import UserError
 from l2l.problems import derive_seed
 from l2l.problems.base import check_choice, generator
 from l2l.runtime import atomic_write, progress as progress_bar
+from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
 from l2l.training.population import train_group
 
@@ -43,14 +44,15 @@ def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float
 def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Path, low: float = 1e-4,
           high: float = 1e-2, seed: int = 0, device: str = "cpu", compile: bool = False,
           progress: bool = True, max_minutes: float | None = None, population: int = 1,
-          backend: str = "local") -> dict:
+          backend: str = "local", train: bool = True) -> dict:
     """Meta-train every trial (resuming unfinished ones) into `folder`, `population` at a time,
     then write the sweep's table to `table` (JSON): each trial's recipe, checkpoint, validation
     curve, best validation loss and wall time, and the winner (lowest best validation loss). With
     `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
     continues. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
     runs as many at once as its cluster has room for; the trials, files and table are the same
-    (`max_minutes` then limits each population). Returns the table."""
+    (`max_minutes` then limits each population). The table is read from the trials' checkpoints,
+    and written even when training is interrupted; `train=False` only writes it. Returns the table."""
     if population < 1:
         raise UserError(f"population must be positive, got {population}")
     if config.curriculum:  # its trials would end at different horizons: their validations would not compare
@@ -60,34 +62,34 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     configs = draw_trials(config, trials, low, high, seed)
     paths = [folder / f"{name}-trial{k}.pt" for k in range(trials)]
     groups = [list(range(k, min(k + population, trials))) for k in range(0, trials, population)]
-    if backend == "ray":
-        from l2l.training.ray_sweep import run_groups
-        done = run_groups([[configs[k] for k in g] for g in groups], [[paths[k] for k in g] for g in groups],
-                          device=device, compile=compile, max_minutes=max_minutes)
-        checkpoints = {k: ck for g, cks in zip(groups, done) for k, ck in zip(g, cks)}
-    else:
-        checkpoints, started = {}, time.perf_counter()
-        for group in progress_bar(groups, progress and len(groups) > 1, desc=f"sweep of {name}", position=0):
-            left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
-            if left is not None and left <= 0:
-                break
-            cks = train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
-                              compile=compile, max_minutes=left, progress=progress)
-            checkpoints.update(zip(group, cks))
-    rows = [trial_row(k, configs[k], paths[k], ck) for k, ck in sorted(checkpoints.items())]
-    finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
-    result = {"recipe": config.to_dict(), "trials": trials, "range": [low, high], "seed": seed,
-              "complete": len(finished) == trials,
-              "winner": min(finished, key=lambda r: r["best_val"])["trial"] if finished else None,
-              "rows": rows}
-    atomic_write(table, json.dumps(result, indent=1))
+    try:
+        if train and backend == "ray":
+            from l2l.training.ray_sweep import run_groups
+            run_groups([[configs[k] for k in g] for g in groups], [[paths[k] for k in g] for g in groups],
+                       device=device, compile=compile, max_minutes=max_minutes)
+        elif train:
+            started = time.perf_counter()
+            for group in progress_bar(groups, progress and len(groups) > 1, desc=f"sweep of {name}", position=0):
+                left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
+                if left is not None and left <= 0:
+                    break
+                train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
+                            compile=compile, max_minutes=left, progress=progress)
+    finally:  # what the trials' checkpoints hold, however training ended
+        rows = [trial_row(k, configs[k], paths[k], load_checkpoint(paths[k])) for k in range(trials) if paths[k].exists()]
+        finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
+        result = {"recipe": config.to_dict(), "trials": trials, "range": [low, high], "seed": seed,
+                  "complete": len(finished) == trials,
+                  "winner": min(finished, key=lambda r: r["best_val"])["trial"] if finished else None,
+                  "rows": rows}
+        atomic_write(table, json.dumps(result, indent=1))
     return result
 
 
 def trial_row(k: int, config: TrainConfig, path: Path, ck: dict) -> dict:
     """One trial's line of the sweep's table, from its checkpoint."""
     return {"trial": k, "meta_lr": config.meta_lr, "checkpoint": path.name,
-            "epochs": ck["epoch"], "finished": ck["epoch"] >= config.epochs,
+            "epochs": ck["epoch"], "finished": ck["epoch"] >= config.epochs or ck.get("stopped", False),
             "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
             "validation": [[h["epoch"], h["val"]] for h in ck["history"]],
             "minutes": ck["wall_time"] / 60, "hardware": ck.get("hardware", ""),
