@@ -119,6 +119,8 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
         "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
         "autograd_MB": math.nan if impl == "graphed" or (impl == "population" and on_gpu) else memory["bytes"] / 2**20,
     }
+    if impl == "population":
+        row["members"] = members
     if torch.device(device).type == "cuda":
         row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
     return row

@@ -24,7 +24,7 @@ def test_bench_rows_json_and_table(tmp_path):
 def test_the_population_row_counts_every_members_steps():
     rows = bench("cpu", cases=(("quadratic", 2),), updates=1, impls=("ours", "population"), verbose=False, members=3)
     assert [r["impl"] for r in rows] == ["ours", "population of 3"]
-    assert rows[1]["runs"] == 2 and rows[1]["steps_per_s"] > 0
+    assert rows[1]["runs"] == 2 and rows[1]["members"] == 3 and rows[1]["steps_per_s"] > 0
     # 3 members × 2 runs × 20 steps in the time of one meta-update
     assert rows[1]["steps_per_s"] == pytest.approx(3 * 2 * 20 / (rows[1]["ms_per_meta_update"] / 1000))
     assert "population row counts the steps of all its optimizers" in format_table(rows, "here")
