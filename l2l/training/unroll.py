@@ -91,18 +91,25 @@ def meta_updates(opt, meta_opt, task: Task, config: TrainConfig) -> Iterator[flo
     while True:
         surrogate, losses, theta, state, grad = unroll(opt, task, theta, state, grad, config.unroll)
         meta_loss = losses.sum(0).mean()
-        meta_opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(meta_loss):
+        if not meta_step(opt, meta_opt, meta_loss, surrogate, config.clip):
             yield math.nan
             return
-        surrogate.backward()
-        norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), config.clip or math.inf)
-        if not torch.isfinite(norm):
-            yield math.nan
-            return
-        meta_opt.step()
         theta, state = truncate(theta, state)
         yield meta_loss.item()
+
+
+def meta_step(opt, meta_opt, loss, objective, clip: float | None) -> bool:
+    """One step on φ: backpropagate `objective` (whose gradient is that of `loss`), clip, and step;
+    False (and no step) when the loss or the clipped gradient's norm is not finite."""
+    meta_opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return False
+    objective.backward()
+    norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), clip or math.inf)
+    if not torch.isfinite(norm):
+        return False
+    meta_opt.step()
+    return True
 
 
 def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -> Iterator[float]:
@@ -122,16 +129,9 @@ def imitation_updates(opt, meta_opt, task: Task, config: TrainConfig, teacher) -
             loss = loss + 0.5 * (update - target).square().mean()
             theta = theta + target
             _, grad = task.loss_and_grad(theta)
-        meta_opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        if not meta_step(opt, meta_opt, loss, loss, config.clip):
             yield math.nan
             return
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), config.clip or math.inf)
-        if not torch.isfinite(norm):
-            yield math.nan
-            return
-        meta_opt.step()
         state = detach_state(state)
         yield loss.item()
 
