@@ -83,6 +83,12 @@ def _horizons(text: str) -> tuple[int, ...]:
     return horizons
 
 
+def _scales(text: str) -> float | tuple[float, ...]:
+    """--output-scale: one positive number, or one per LSTM (0.01,0.1)."""
+    scales = tuple(_positive(float)(x) for x in text.split(","))
+    return scales[0] if len(scales) == 1 else scales
+
+
 def _recipe(args):
     """The training recipe the options describe: the scale's preset with every option applied."""
     from dataclasses import replace
@@ -289,7 +295,8 @@ def _recipe_options(t):
     arch.add_argument("--layers", type=_positive(int), help="LSTM layers (paper: 2)")
     arch.add_argument("--preprocess", type=_optional(_positive(float)),
                       help="p of the log/sign preprocessing (paper: 10), or none for raw gradients")
-    arch.add_argument("--output-scale", type=_positive(float), help="update = scale × LSTM output")
+    arch.add_argument("--output-scale", type=_scales, help="update = scale × LSTM output; with several LSTMs "
+                      "one scale each, e.g. 0.01,0.1 (in the order of the problem's parameter groups)")
     arch.add_argument("--groups", type=_positive(int), help="LSTMs, one per parameter group (default: the "
                       "problem's; cifar has 2, --groups 1 shares one LSTM)")
     arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")

@@ -108,7 +108,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         p = "raw gradients" if opt.preprocess is None else f"log/sign preprocessing p={opt.preprocess:g}"
         lstms = "one LSTM" if self.lstms == 1 else f"{self.lstms} LSTMs (one per parameter group)"
         return (f"{self.path.stem}: {lstms} trained on {self.config.problem!r} for {self.horizon}-step "
-                f"runs; {p}, output × {opt.output_scale:g}; {self.which} weights "
+                f"runs; {p}, output × {'/'.join(f'{x:g}' for x in opt.scales)}; {self.which} weights "
                 f"(epoch {self.epoch} of {self.epochs})")
 
     def __repr__(self) -> str:

@@ -151,3 +151,31 @@ def test_a_silenced_optimizer_has_its_own_fingerprint():
     opt = make_optimizer(LSTMConfig(groups=2), seed=0)
     names = {fingerprint(opt), fingerprint(opt.silenced(0)), fingerprint(opt.silenced(1))}
     assert len(names) == 3  # cached test curves can never be mixed up
+
+
+def test_each_lstm_can_have_its_own_output_scale():
+    """(0.01, 0.1): group k's updates are the same LSTM's outputs times its own scale; the recipe
+    survives a checkpoint's table (a list) and names its file; bad scales are refused."""
+    from l2l.book.presets import train_config, variant
+    from l2l.cli import _scales
+    from l2l.errors import UserError
+    from l2l.training import TrainConfig
+
+    groups = torch.tensor([0, 0, 1, 1, 1])
+    grad = torch.randn(2, 5)
+    one = make_optimizer(LSTMConfig(output_scale=1.0, groups=2), seed=0)
+    two = make_optimizer(LSTMConfig(output_scale=(0.01, 0.1), groups=2), seed=0)
+    assert [net.config.output_scale for net in two.nets] == [0.01, 0.1]
+    full, _ = one.step(grad, one.init(grad, groups))
+    scaled, _ = two.step(grad, two.init(grad, groups))
+    assert torch.allclose(scaled, full * torch.tensor([0.01, 0.01, 0.1, 0.1, 0.1]), rtol=1e-5, atol=1e-9)
+    config = train_config("cifar", "smoke", optimizer=LSTMConfig(preprocess=10.0, output_scale=(0.01, 0.1), groups=2))
+    stored = config.to_dict()
+    stored["optimizer"]["output_scale"] = list(stored["optimizer"]["output_scale"])  # as JSON has it
+    assert TrainConfig.from_dict(stored) == config
+    assert "outputscale0.01x0.1" in variant(config, train_config("cifar", "smoke"))
+    assert _scales("0.01,0.1") == (0.01, 0.1) and _scales("0.1") == 0.1
+    for bad in (dict(output_scale=(0.01, 0.1)), dict(output_scale=(0.1, 0.1, 0.1), groups=2),
+                dict(output_scale=(0.1, -1.0), groups=2), dict(output_scale=0.0)):
+        with pytest.raises(UserError):
+            LSTMConfig(**bad)

@@ -99,3 +99,15 @@ def test_the_command_line_prints_the_ledger(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "     holds  Quadratics: the LSTM ends below every tuned baseline at step 100" in out
     assert "trained optimizers holding 1 of 2" in out and "no results" in out and out.strip().splitlines()[-1].startswith("Of ")
+
+
+def test_a_row_from_an_unfinished_training_says_so(tmp_path):
+    """A chapter may test an optimizer whose training is still under way (its best weights so
+    far); its results say how far it got, and the ledger's row carries that beside the verdict."""
+    curves = _fixture(tmp_path)
+    save(curves, tmp_path / "partial.json", trained=["LSTM"], unfinished="700 of 1500 epochs")
+    row, done = ledger.ledger([Claim("partial", "–", "02_mnist", "partial", 100),
+                               Claim("done", "–", "02_mnist", "good", 100)], tmp_path)
+    assert row.verdict == "holds" and row.note == "training unfinished: 700 of 1500 epochs"
+    assert done.note == ""
+    assert "training unfinished: 700 of 1500 epochs" in ledger.table([row])

@@ -63,3 +63,26 @@ def test_a_linear_axis_draws_every_band_whole():
     plot_curves({"LSTM": Curve("LSTM", [1.0, 0.1], [0.5, 0.5])}, ax, log=False)
     assert ax.open_below == [] and not [l for l in ax.get_lines() if l.get_linestyle() == ":"]
     plt.close(fig)
+
+
+def test_a_curriculum_history_plots_a_validation_line_per_horizon_and_marks_each_move():
+    """Validation losses at different horizons are not one curve: each horizon gets its own line,
+    and a dotted line marks the epoch where training moved on to a longer horizon."""
+    import matplotlib.pyplot as plt
+
+    from l2l.book.plotting import plot_training
+
+    history = [{"epoch": 50, "train": 9.0, "val": 0.40, "steps": 100, "val_steps": 200},
+               {"epoch": 100, "train": 8.0, "val": 0.35, "steps": 100, "val_steps": 200, "advanced_to": 200},
+               {"epoch": 150, "train": 7.0, "val": 0.30, "steps": 200, "val_steps": 500}]
+    fig, ax = plt.subplots()
+    plot_training(history, ax)
+    lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
+    assert list(lines) == ["validation loss at step 200", "validation loss at step 500"]
+    assert list(lines["validation loss at step 200"].get_xdata()) == [50, 100]
+    moves = [l for l in ax.get_lines() if l.get_linestyle() == ":"]
+    assert len(moves) == 1 and list(moves[0].get_xdata()) == [100, 100]
+    fig, ax = plt.subplots()  # a plain history: one validation line, as before
+    plot_training([{k: v for k, v in h.items() if k in ("epoch", "train", "val")} for h in history], ax)
+    assert [l.get_label() for l in ax.get_lines()] == ["validation final loss"]
+    plt.close("all")

@@ -104,3 +104,15 @@ def test_the_sweep_table_says_where_the_search_stands():
     assert "2 of 4 trials have finished" in text
     assert ("The lowest best validation so far is trial 0's, 0.5000 at meta-learning rate 0.0003 "
             "(the book's optimizer: 0.5500, on the same validation functions).") in text
+
+
+def test_a_curriculum_s_stages_table_gives_each_horizon_its_epochs_minutes_and_best_validation():
+    from l2l.book.report import stages_table
+
+    history = [{"epoch": 50, "train": 9.0, "val": 0.40, "time": 120.0, "steps": 100, "val_steps": 200},
+               {"epoch": 100, "train": 8.0, "val": 0.35, "time": 240.0, "steps": 100, "val_steps": 200,
+                "advanced_to": 200},
+               {"epoch": 150, "train": 7.0, "val": 0.50, "time": 600.0, "steps": 200, "val_steps": 500},
+               {"epoch": 200, "train": 7.0, "val": 0.45, "time": 960.0, "steps": 200, "val_steps": 500}]
+    rows = stages_table(history).splitlines()[2:]
+    assert rows == ["| 100 | 200 | 1–100 | 4.0 | 0.350 |", "| 200 | 500 | 101–200 | 12.0 | 0.450 |"]

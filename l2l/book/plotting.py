@@ -109,11 +109,23 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
 def plot_training(history: list[dict], ax=None, title: str = "meta-training", ylabels: str = "both",
                   legend: bool = True):
     """Training meta-loss and validation final loss against epoch, from a checkpoint's history.
-    `ylabels`: which y axes are labelled ("both", "left", "right" or "none"), so that panels in a
-    grid can share the labels of its outer columns."""
+    A curriculum's history (`val_steps` in its records) gets a validation line per horizon and a
+    dotted line where training moved on to a longer one. `ylabels`: which y axes are labelled
+    ("both", "left", "right" or "none"), so that panels in a grid can share the labels of its outer
+    columns."""
     ax = ax or plt.gca()
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["val"] for h in history], "o-", color=color("LSTM"), ms=3, label="validation final loss")
+    horizons = list(dict.fromkeys(h.get("val_steps") for h in history))  # None: no curriculum
+    shades = plt.cm.Reds(np.linspace(0.45, 0.95, len(horizons))) if len(horizons) > 1 else [color("LSTM")]
+    for horizon, shade in zip(horizons, shades):
+        points = [(h["epoch"], h["val"]) for h in history if h.get("val_steps") == horizon]
+        ax.plot(*zip(*points), "o-", color=shade, ms=3,
+                label="validation final loss" if horizon is None else f"validation loss at step {horizon}")
+    for h in history:
+        if "advanced_to" in h:
+            ax.axvline(h["epoch"], color="k", lw=0.8, ls=":")
+            ax.annotate(f"trains on {h['advanced_to']}", (h["epoch"], 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3), textcoords="offset points", va="top", fontsize="x-small")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     twin = ax.twinx()

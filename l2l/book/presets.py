@@ -40,10 +40,13 @@ PRESETS = {
         "book": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
-                               sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600)},
+                               sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600,
+                               # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
+                               chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2,
-                               long_steps=30, long_runs=2, remedy_epochs=2)},
+                               long_steps=30, long_runs=2, remedy_epochs=2,
+                               chen=dict(curriculum=(200,), imitation=0.5))},
     },
     "cifar": {
         "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
@@ -116,28 +119,44 @@ def results_path(spec: str, scale: str = "book", folder: str | Path | None = Non
     return Path(folder or results_dir()) / (f"{stem}.json" if scale == "book" else f"{stem}-{scale}.json")
 
 
+def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", retrain: bool = False,
+            compile: bool = False, partial: bool = False, command: str = "") -> tuple:
+    """A recipe's trained optimizer for a chapter: (optimizer or None, checkpoint or None, a line on
+    what is missing or unfinished, else ""). At book scale without `retrain` a chapter never starts
+    or continues hours of training: a missing checkpoint gives None, and an unfinished one None too,
+    or with `partial` its best weights so far, the line saying how far it got. `command` (the CLI
+    call that makes or continues it) ends the line. Elsewhere the recipe is loaded or trained."""
+    path = Path(path)
+    if scale != "book" or retrain:
+        opt, ck = load_or_train(config, path, device=device, retrain=retrain, progress=False, compile=compile)
+        return opt, ck, ""
+    ck = load_checkpoint(path) if path.exists() else None
+    if ck is not None and TrainConfig.from_dict(ck["config"]) != config:
+        raise UserError(f"{path} holds another recipe than the one asked for")
+    finished = ck is not None and (ck["epoch"] >= config.epochs or ck.get("stopped", False))
+    how = f" (`{command}`)" if command else ""
+    if ck is None:
+        return None, None, f"not trained ({path.name}{how})"
+    if finished:
+        return optimizer_from(ck, device, compile=compile), ck, ""
+    line = f"{ck['epoch']} of {config.epochs} epochs ({path.name}{how})"
+    return (optimizer_from(ck, device, compile=compile) if partial else None), ck, line
+
+
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
                 retrain: bool = False, compile: bool = False) -> tuple[dict, list[str]]:
     """The chapter's recipe trained with other seeds, for the variance across meta-training:
     ({"LSTM seed k": optimizer}, [a line per seed left out]). At book scale without `retrain`, a
     seed whose checkpoint is missing or unfinished is left out rather than trained inside a chapter
-    (MNIST takes about an hour); `python -m l2l train --problem <spec> --seed k` makes or continues it."""
+    (MNIST takes about an hour): `trained`."""
     found, missing = {}, []
     for k in seeds:
-        config = train_config(spec, scale, seed=k)
-        path = checkpoint_path(spec, scale, folder, variant=f"seed{k}")
-        if scale == "book" and not retrain:
-            ck = load_checkpoint(path) if path.exists() else None
-            if ck is None or ck["epoch"] < config.epochs:
-                done = f"{ck['epoch']} of {config.epochs} epochs" if ck else "not trained"
-                missing.append(f"seed {k}: {done} ({path.name}; `python -m l2l train --problem {spec} --seed {k}`)")
-                continue
-            if TrainConfig.from_dict(ck["config"]) != config:
-                raise UserError(f"{path} holds another recipe than seed {k} of {spec}")
-            found[f"LSTM seed {k}"] = optimizer_from(ck, device, compile=compile)
+        opt, _, line = trained(train_config(spec, scale, seed=k), checkpoint_path(spec, scale, folder, f"seed{k}"),
+                               scale, device, retrain, compile, command=f"python -m l2l train --problem {spec} --seed {k}")
+        if opt is None:
+            missing.append(f"seed {k}: {line}")
         else:
-            found[f"LSTM seed {k}"], _ = load_or_train(config, path, device=device, retrain=retrain,
-                                                       progress=False, compile=compile)
+            found[f"LSTM seed {k}"] = opt
     return found, missing
 
 

@@ -167,3 +167,20 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str
             text += f" ({label}: {val:.4f}, on the same validation functions)"
         text += "."
     return "\n".join(lines) + "\n\n" + text
+
+
+def stages_table(history: list[dict]) -> str:
+    """A curriculum's stages (`TrainConfig.curriculum`) from a checkpoint's history as Markdown:
+    per training horizon, the epochs and minutes spent on it and its best validation loss, at the
+    horizon it was validated on."""
+    lines = ["| trained on (steps) | validated on (steps) | epochs | minutes | best validation |",
+             "| ---: | ---: | ---: | ---: | ---: |"]
+    start_epoch, start_time = 0, 0.0
+    for steps in dict.fromkeys(h["steps"] for h in history):
+        mine = [h for h in history if h["steps"] == steps]
+        end = mine[-1]
+        best = min((h["val"] for h in mine), default=float("nan"))
+        lines.append(f"| {steps:,} | {end['val_steps']:,} | {start_epoch + 1:,}–{end['epoch']:,} | "
+                     f"{(end['time'] - start_time) / 60:.1f} | {loss_text(best)} |")
+        start_epoch, start_time = end["epoch"], end["time"]
+    return "\n".join(lines)

@@ -19,14 +19,15 @@ class GroupedLSTM(Learned):
 
     The problem labels each coordinate of θ with a group (`Task.groups`: for CIFAR 0 for the
     convolutional layers, 1 for the fully connected ones); LSTM k, with its own weights φ_k, updates
-    the coordinates of group k. Each is an `LSTMOptimizer` of the same architecture.
+    the coordinates of group k. Each is an `LSTMOptimizer` of the same architecture, with its
+    group's output scale (`LSTMConfig.scales`).
     """
 
     def __init__(self, config: LSTMConfig, seed: int = 0, compile: bool = False):
         super().__init__()
         self.config = config
-        single = dataclasses.replace(config, groups=1)
-        self.nets = nn.ModuleList(LSTMOptimizer(single, seed=seed + k, compile=compile)
+        single = lambda k: dataclasses.replace(config, groups=1, output_scale=config.scales[k])
+        self.nets = nn.ModuleList(LSTMOptimizer(single(k), seed=seed + k, compile=compile)
                                   for k in range(config.groups))
 
     def init(self, theta: Tensor, groups: Tensor | None = None) -> tuple:

@@ -40,7 +40,9 @@ class LSTMConfig:
     hidden: int = 20  # units per LSTM layer [paper]
     layers: int = 2  # [paper]
     preprocess: float | None = 10.0  # p of Appendix A [paper]; None feeds ∇ raw (quadratics)
-    output_scale: float = 1.0  # g_t = scale · head(h): 0.1 on MNIST [paper], 0.01 [code]
+    # g_t = scale · head(h): 0.1 on MNIST [paper], 0.01 [code]; with several groups, one scale for
+    # all or one per group's LSTM, e.g. (0.01, 0.1): CIFAR's conv kernels grow fast [book]
+    output_scale: float | tuple[float, ...] = 1.0
     # One LSTM (own φ) per parameter group of the problem (CIFAR: conv and fully connected) [paper];
     # `l2l.optimizers.grouped`
     groups: int = 1
@@ -50,8 +52,21 @@ class LSTMConfig:
             raise UserError(f"hidden and layers must be positive, got {self.hidden}, {self.layers}")
         if self.groups < 1:
             raise UserError(f"groups must be positive, got {self.groups}")
+        if isinstance(self.output_scale, (list, tuple)):  # a checkpoint's JSON-like table holds a list
+            object.__setattr__(self, "output_scale", tuple(float(x) for x in self.output_scale))
+            if len(self.output_scale) != self.groups or self.groups == 1:
+                raise UserError(f"one output scale per LSTM: {self.groups} group(s), got {len(self.output_scale)} "
+                                "scales (give one number for a single LSTM)")
+        if min(self.scales) <= 0:
+            raise UserError(f"output scales must be positive, got {self.output_scale}")
         if self.preprocess is not None and self.preprocess <= 0:
             raise UserError(f"preprocess p must be positive or None, got {self.preprocess}")
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The output scale of each group's LSTM."""
+        scale = self.output_scale
+        return scale if isinstance(scale, tuple) else (scale,) * self.groups
 
     @property
     def inputs(self) -> int:
