@@ -83,6 +83,9 @@ def _horizons(text: str) -> tuple[int, ...]:
     return horizons
 
 
+CUDA_GRAPHS_HELP = "replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)"
+
+
 def _scales(text: str) -> float | tuple[float, ...]:
     """--output-scale: one positive number, or one per LSTM (0.01,0.1)."""
     scales = tuple(_positive(float)(x) for x in text.split(","))
@@ -154,7 +157,7 @@ def cmd_sweep(args):
     with _terminate_saves():
         result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
                        args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes,
-                       args.population, args.backend, train=not args.status)
+                       args.population, args.backend, train=not args.status, cuda_graphs=args.cuda_graphs)
     for r in result["rows"]:
         mark = " <- winner" if r["trial"] == result["winner"] else ""
         print(f"trial {r['trial']}: meta-lr {r['meta_lr']:g}, {r['epochs']} epochs"
@@ -326,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long")
     run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                     help="replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)")
+                     help=CUDA_GRAPHS_HELP)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -350,6 +353,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long; "
                    "the same command continues")
     w.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
+    w.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help=CUDA_GRAPHS_HELP)
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_sweep)
 

@@ -188,10 +188,11 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
 
 
 def train_group(configs: list[TrainConfig], paths: list[Path], device: str = "cpu", compile: bool = False,
-                max_minutes: float | None = None, progress: bool = False) -> list[dict]:
+                max_minutes: float | None = None, progress: bool = False,
+                cuda_graphs: bool | None = None) -> list[dict]:
     """Trials trained together: alone through `meta_train`, several as a population."""
     if len(configs) == 1:
         return [meta_train(configs[0], paths[0], device=device, progress=progress, compile=compile,
-                           max_minutes=max_minutes)]
+                           max_minutes=max_minutes, cuda_graphs=cuda_graphs)]
     return train_population(configs, paths, device=device, progress=progress, max_minutes=max_minutes,
-                            compile=compile)
+                            compile=compile, cuda_graphs=cuda_graphs)

@@ -20,7 +20,8 @@ from l2l.training.population import train_group
 
 
 def run_groups(groups: list[list[TrainConfig]], paths: list[list[Path]], device: str = "cpu",
-               compile: bool = False, max_minutes: float | None = None) -> list[list[dict]]:
+               compile: bool = False, max_minutes: float | None = None,
+               cuda_graphs: bool | None = None) -> list[list[dict]]:
     """Train each group of trials as one Ray Tune trial (into their checkpoint files); returns each
     group's checkpoints."""
     try:
@@ -31,7 +32,8 @@ def run_groups(groups: list[list[TrainConfig]], paths: list[list[Path]], device:
     paths = [[Path(p).resolve() for p in group] for group in paths]  # Ray runs each trial in a folder of its own
     def trainable(spec: dict):
         k = spec["group"]
-        cks = train_group(groups[k], paths[k], device=device, compile=compile, max_minutes=max_minutes)
+        cks = train_group(groups[k], paths[k], device=device, compile=compile, max_minutes=max_minutes,
+                          cuda_graphs=cuda_graphs)
         return {"epochs": [ck["epoch"] for ck in cks]}
 
     if not ray.is_initialized():

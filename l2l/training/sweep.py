@@ -44,14 +44,15 @@ def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float
 def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Path, low: float = 1e-4,
           high: float = 1e-2, seed: int = 0, device: str = "cpu", compile: bool = False,
           progress: bool = True, max_minutes: float | None = None, population: int = 1,
-          backend: str = "local", train: bool = True) -> dict:
+          backend: str = "local", train: bool = True, cuda_graphs: bool | None = None) -> dict:
     """Meta-train every trial (resuming unfinished ones) into `folder`, `population` at a time,
     then write the sweep's table to `table` (JSON): each trial's recipe, checkpoint, validation
     curve, best validation loss and wall time, and the winner (lowest best validation loss). With
     `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
     continues. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
     runs as many at once as its cluster has room for; the trials, files and table are the same
-    (`max_minutes` then limits each population). The table is read from the trials' checkpoints,
+    (`max_minutes` then limits each population). `cuda_graphs`: as for `meta_train` (default: on a
+    GPU). The table is read from the trials' checkpoints,
     and written even when training is interrupted; `train=False` only writes it. Returns the table."""
     if population < 1:
         raise UserError(f"population must be positive, got {population}")
@@ -66,7 +67,7 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
         if train and backend == "ray":
             from l2l.training.ray_sweep import run_groups
             run_groups([[configs[k] for k in g] for g in groups], [[paths[k] for k in g] for g in groups],
-                       device=device, compile=compile, max_minutes=max_minutes)
+                       device=device, compile=compile, max_minutes=max_minutes, cuda_graphs=cuda_graphs)
         elif train:
             started = time.perf_counter()
             for group in progress_bar(groups, progress and len(groups) > 1, desc=f"sweep of {name}", position=0):
@@ -74,7 +75,7 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
                 if left is not None and left <= 0:
                     break
                 train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
-                            compile=compile, max_minutes=left, progress=progress)
+                            compile=compile, max_minutes=left, progress=progress, cuda_graphs=cuda_graphs)
     finally:  # what the trials' checkpoints hold, however training ended
         rows = [trial_row(k, configs[k], paths[k], load_checkpoint(paths[k])) for k in range(trials) if paths[k].exists()]
         finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
