@@ -93,6 +93,7 @@ def test_the_curriculum_follows_chen_et_al(monkeypatch):
     assert trial.ck["stopped"] and trial.epoch == 9 and trial.ck["stage"] == 2
     assert trial.ck["best"]["val"] == 3.9 and trial.ck["best"]["epoch"] == 4
     assert [h.get("advanced_to") for h in trial.ck["history"]] == [None, None, 20, None, None, 40, None, None, None]
+    assert [h.get("mark") for h in trial.ck["history"]] == [None, None, 5.0, None, None, 3.9, None, None, None]
 
     scores = iter([1.0, 0.8, 0.9, 5.0, 4.0, 4.2, 4.5, 3.9, 3.95, 4.1, 4.0])  # meta_train ends there too
     ck = meta_train(config, None, progress=False)

@@ -82,6 +82,8 @@ def test_a_curriculum_history_plots_a_validation_line_per_horizon_and_marks_each
     assert list(lines["validation loss at step 200"].get_xdata()) == [50, 100]
     moves = [l for l in ax.get_lines() if l.get_linestyle() == ":"]
     assert len(moves) == 1 and list(moves[0].get_xdata()) == [100, 100]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["validation loss at step 200", "validation loss at step 500", "training meta-loss"]
     fig, ax = plt.subplots()  # a plain history: one validation line, as before
     plot_training([{k: v for k, v in h.items() if k in ("epoch", "train", "val")} for h in history], ax)
     assert [l.get_label() for l in ax.get_lines()] == ["validation final loss"]

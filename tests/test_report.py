@@ -111,8 +111,11 @@ def test_a_curriculum_s_stages_table_gives_each_horizon_its_epochs_minutes_and_b
 
     history = [{"epoch": 50, "train": 9.0, "val": 0.40, "time": 120.0, "steps": 100, "val_steps": 200},
                {"epoch": 100, "train": 8.0, "val": 0.35, "time": 240.0, "steps": 100, "val_steps": 200,
-                "advanced_to": 200},
+                "advanced_to": 200, "mark": 0.47},
                {"epoch": 150, "train": 7.0, "val": 0.50, "time": 600.0, "steps": 200, "val_steps": 500},
-               {"epoch": 200, "train": 7.0, "val": 0.45, "time": 960.0, "steps": 200, "val_steps": 500}]
+               {"epoch": 200, "train": 7.0, "val": 0.45, "time": 960.0, "steps": 200, "val_steps": 500,
+                "advanced_to": 500, "mark": 0.9},
+               {"epoch": 250, "train": 7.0, "val": 0.95, "time": 2000.0, "steps": 500, "val_steps": 1000}]
     rows = stages_table(history).splitlines()[2:]
-    assert rows == ["| 100 | 200 | 1–100 | 4.0 | 0.350 |", "| 200 | 500 | 101–200 | 12.0 | 0.450 |"]
+    assert rows == ["| 100 | 200 | 1–100 | 4.0 | – | 0.350 |", "| 200 | 500 | 101–200 | 12.0 | 0.470 | 0.450 |",
+                    "| 500 | 1,000 | 201–250 | 17.3 | 0.900 | none better |"]

@@ -372,6 +372,34 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     assert list(found) == ["LSTM seed 1"] and missing == []
 
 
+def test_a_chapter_may_show_an_unfinished_training_as_it_stands_and_says_so(tmp_path):
+    """`presets.trained(partial=True)`: at book scale an unfinished checkpoint gives its best
+    weights so far, with a line saying how far it got; another recipe at the path is an error."""
+    from l2l.book import presets
+    from l2l.training import meta_train, optimizer_from
+
+    config = presets.train_config("quadratic:dim=3", "book")
+    path = tmp_path / "partial.pt"
+    ck = meta_train(dataclasses.replace(config, eval_every=1), path, stop_after=2, progress=False)
+    mine = dataclasses.replace(config, eval_every=1)
+    opt, got, line = presets.trained(mine, path, "book", partial=True, command="python -m l2l train …")
+    assert got["epoch"] == 2 and line == "2 of 3000 epochs (partial.pt (`python -m l2l train …`))"
+    reference = optimizer_from(ck)
+    assert all(torch.equal(a, b) for a, b in zip(opt.state_dict().values(), reference.state_dict().values()))
+    assert presets.trained(mine, path, "book")[0] is None  # without partial: left out
+    assert presets.trained(mine, tmp_path / "none.pt", "book")[2] == "not trained (none.pt)"
+    with pytest.raises(UserError, match="another recipe"):
+        presets.trained(config, path, "book", partial=True)
+
+
+def test_a_sweep_on_the_cpu_refuses_cuda_graphs(tmp_path):
+    from l2l.training.sweep import sweep
+
+    config = TrainConfig(problem="quadratic:dim=3", epochs=2, runs=2, eval_every=1, eval_runs=2)
+    with pytest.raises(UserError, match="CUDA"):
+        sweep(config, 1, tmp_path, tmp_path / "sweep.json", progress=False, cuda_graphs=True)
+
+
 def test_a_sweep_draws_log_uniform_rates_picks_by_validation_and_resumes(tmp_path):
     """The paper's random search: trials differ only in meta_lr, each a resumable checkpoint; the
     table's winner has the lowest validation loss; rerunning trains nothing more."""

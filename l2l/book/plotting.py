@@ -137,7 +137,7 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
         twin.set_ylabel("training meta-loss (Σ over an unroll)")
     ax.set_title(title)
     if legend:
-        lines = ax.get_lines() + twin.get_lines()
+        lines = [line for line in ax.get_lines() + twin.get_lines() if not line.get_label().startswith("_")]
         ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small")
     return ax
 

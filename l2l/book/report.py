@@ -171,16 +171,19 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str
 
 def stages_table(history: list[dict]) -> str:
     """A curriculum's stages (`TrainConfig.curriculum`) from a checkpoint's history as Markdown:
-    per training horizon, the epochs and minutes spent on it and its best validation loss, at the
-    horizon it was validated on."""
-    lines = ["| trained on (steps) | validated on (steps) | epochs | minutes | best validation |",
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    start_epoch, start_time = 0, 0.0
+    per training horizon, the epochs and minutes spent on it, the validation loss (at the horizon
+    it was validated on) of the weights it started from (the previous stage's best: its `mark`)
+    and its best one; a stage whose validations never beat its start says so."""
+    lines = ["| trained on (steps) | validated on (steps) | epochs | minutes | validation at its start | best validation |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    start_epoch, start_time, mark = 0, 0.0, None
     for steps in dict.fromkeys(h["steps"] for h in history):
         mine = [h for h in history if h["steps"] == steps]
         end = mine[-1]
-        best = min((h["val"] for h in mine), default=float("nan"))
+        best = min(h["val"] for h in mine)
+        start = "–" if mark is None else loss_text(mark)
+        best_text = loss_text(best) if mark is None or best < mark else "none better"
         lines.append(f"| {steps:,} | {end['val_steps']:,} | {start_epoch + 1:,}–{end['epoch']:,} | "
-                     f"{(end['time'] - start_time) / 60:.1f} | {loss_text(best)} |")
-        start_epoch, start_time = end["epoch"], end["time"]
+                     f"{(end['time'] - start_time) / 60:.1f} | {start} | {best_text} |")
+        start_epoch, start_time, mark = end["epoch"], end["time"], end.get("mark")
     return "\n".join(lines)

@@ -216,7 +216,7 @@ class Trial:
         ck.update(stage=ck.get("stage", 0) + 1, stage_validations=0, stage_improved=False, stale=0)
         mark = validate(self.opt, self.config, self.device, self.validation_steps)
         ck["best"] = {**ck["best"], "val": mark}
-        ck["history"][-1]["advanced_to"] = self.steps
+        ck["history"][-1].update(advanced_to=self.steps, mark=mark)  # the new stage's starting validation
 
     def save(self):
         """Write the checkpoint as of the last whole epoch (never half an epoch's meta-updates)."""
