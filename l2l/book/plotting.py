@@ -138,7 +138,8 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
     ax.set_title(title)
     if legend:
         lines = [line for line in ax.get_lines() + twin.get_lines() if not line.get_label().startswith("_")]
-        ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small")
+        below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2) if len(horizons) > 1 else {}
+        ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small", **below)
     return ax
 
 
