@@ -15,6 +15,7 @@ from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
 from l2l.runtime import checkpoints_dir, results_dir
 from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from
+from l2l.training.meta_train import finished
 from l2l.training.config import flat_recipe
 
 SCALES = ("smoke", "book")
@@ -133,11 +134,10 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
     ck = load_checkpoint(path) if path.exists() else None
     if ck is not None and TrainConfig.from_dict(ck["config"]) != config:
         raise UserError(f"{path} holds another recipe than the one asked for")
-    finished = ck is not None and (ck["epoch"] >= config.epochs or ck.get("stopped", False))
     how = f" (`{command}`)" if command else ""
     if ck is None:
         return None, None, f"not trained ({path.name}{how})"
-    if finished:
+    if finished(ck, config):
         return optimizer_from(ck, device, compile=compile), ck, ""
     line = f"{ck['epoch']} of {config.epochs} epochs ({path.name}{how})"
     return (optimizer_from(ck, device, compile=compile) if partial else None), ck, line

@@ -65,6 +65,12 @@ def _snapshot(ck: dict, opt, meta_opt, window: list, imitation_opt=None) -> dict
             **({"imitation_opt": copy.deepcopy(imitation_opt.state_dict())} if imitation_opt else {})}
 
 
+def finished(ck: dict, config: TrainConfig) -> bool:
+    """Whether a checkpoint's training is over: all epochs trained, or validation stopped improving
+    (`TrainConfig.patience`, the curriculum's rule: `Trial.record`)."""
+    return ck["epoch"] >= config.epochs or ck.get("stopped", False)
+
+
 MIN_STAGE_VALIDATIONS = 3  # a curriculum stage validates at least this often before it ends [Chen et al.]
 
 
@@ -121,7 +127,7 @@ class Trial:
     def done(self) -> bool:
         """All epochs trained, or validation stopped improving (`TrainConfig.patience`, the
         curriculum's rule: `record`)."""
-        return self.ck["epoch"] >= self.config.epochs or self.ck.get("stopped", False)
+        return finished(self.ck, self.config)
 
     def _snapshot(self) -> dict:
         return _snapshot(self.ck, self.opt, self.meta_opt, self.window, self.imitation_opt)

@@ -24,6 +24,7 @@ from l2l.problems.base import check_choice, generator
 from l2l.runtime import atomic_write, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
+from l2l.training.meta_train import finished
 from l2l.training.population import train_group
 
 
@@ -90,7 +91,7 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
 def trial_row(k: int, config: TrainConfig, path: Path, ck: dict) -> dict:
     """One trial's line of the sweep's table, from its checkpoint."""
     return {"trial": k, "meta_lr": config.meta_lr, "checkpoint": path.name,
-            "epochs": ck["epoch"], "finished": ck["epoch"] >= config.epochs or ck.get("stopped", False),
+            "epochs": ck["epoch"], "finished": finished(ck, config),
             "best_val": ck["best"]["val"], "best_epoch": ck["best"]["epoch"],
             "validation": [[h["epoch"], h["val"]] for h in ck["history"]],
             "minutes": ck["wall_time"] / 60, "hardware": ck.get("hardware", ""),
