@@ -119,3 +119,51 @@ def test_a_curriculum_s_stages_table_gives_each_horizon_its_epochs_minutes_and_b
     rows = stages_table(history).splitlines()[2:]
     assert rows == ["| 100 | 200 | 1–100 | 4.0 | – | 0.350 |", "| 200 | 500 | 101–200 | 12.0 | 0.470 | 0.450 |",
                     "| 500 | 1,000 | 201–250 | 17.3 | 0.900 | none better |"]
+
+
+def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint():
+    """`presets.command` is what a chapter tells a reader to run: the CLI must parse it back to the
+    same recipe, and `variant` must name the file the CLI writes."""
+    import shlex
+
+    from l2l.book.presets import command, train_config, variant
+    from l2l.cli import _recipe, parser
+    from l2l.optimizers import LSTMConfig
+
+    recipes = [("book", train_config("mnist", curriculum=(200, 500, 1000), imitation=0.3, teacher_lr=0.03125)),
+               ("smoke", train_config("mnist", "smoke", seed=2, clip=None, meta_lr=3e-4)),
+               ("book", train_config("cifar", optimizer=LSTMConfig(preprocess=10.0, output_scale=(0.01, 0.1), groups=2))),
+               ("book", train_config("mnist"))]
+    for scale, recipe in recipes:
+        line = command(recipe, scale)
+        assert line.startswith("python -m l2l train ") and line.endswith(" --compile")
+        args = parser().parse_args(shlex.split(line)[3:])
+        assert _recipe(args) == recipe, line
+        assert args.scale == scale
+    assert command(recipes[3][1]) == "python -m l2l train --problem mnist --compile"
+    assert variant(recipes[0][1], train_config("mnist")) == "curriculum200x500x1000-imitation0.3-teacherlr0.03125"
+
+
+def test_the_ingredients_table_gives_each_recipe_its_cost_and_paired_difference_from_the_base():
+    import torch
+
+    from l2l.book.report import ingredients_table
+
+    hard = torch.linspace(1, 2, 10)[:, None]
+    t = torch.arange(201.0)
+    base = hard * torch.exp(-t / 50)
+    noise = 0.001 * torch.randn(10, 1, generator=torch.Generator().manual_seed(0))
+    curves = {"LSTM": Curve.of("LSTM", base), "LSTM + a": Curve.of("LSTM + a", base * 0.5),
+              "LSTM + b": Curve.of("LSTM + b", base * 1.5), "LSTM + c": Curve.of("LSTM + c", base + noise)}
+    costs = {"LSTM": "1,500 epochs, 50 min", "LSTM + a": "1,500 epochs, 60 min",
+             "LSTM + b": "10 of 1,500 epochs (unfinished), 1 min", "LSTM + c": "x"}
+    lines = ingredients_table(curves, "LSTM", costs, steps=(100, 200)).splitlines()
+    assert lines[0] == ("| recipe | meta-training | loss at step 100 | − LSTM at step 100 | loss at step 200 | "
+                        "− LSTM at step 200 |")
+    rows = {line[2:-2].split(" | ")[0]: line[2:-2].split(" | ") for line in lines[2:]}
+    assert list(rows) == list(costs)
+    assert rows["LSTM"][3] == "–" and rows["LSTM + b"][1] == costs["LSTM + b"]
+    assert rows["LSTM + a"][3].startswith("−") and rows["LSTM + a"][3].endswith("lower")
+    assert rows["LSTM + b"][5].startswith("+") and rows["LSTM + b"][5].endswith("higher")
+    assert rows["LSTM + c"][3].endswith("tie")
+    assert rows["LSTM + a"][2] == f"{float(base[:, 100].mean()) * 0.5:.3f} ± {curves['LSTM + a'].ci95[100]:.3f}"

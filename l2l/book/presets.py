@@ -90,14 +90,32 @@ def test_settings(spec: str, scale: str = "book") -> dict:
     return dict(_preset(make_problem(spec).family, scale)["test"])
 
 
+def _changes(config: TrainConfig, preset: TrainConfig) -> dict:
+    """{field: value} for every field of `config` (optimizer fields without their `optimizer.`)
+    that differs from the `preset` recipe."""
+    mine, base = flat_recipe(config.to_dict()), flat_recipe(preset.to_dict())
+    return {k.removeprefix("optimizer."): v for k, v in mine.items() if k != "problem" and v != base.get(k)}
+
+
+def _value(v, sep: str) -> str:
+    return ("none" if v is None else f"{v:g}" if isinstance(v, float)
+            else sep.join(map(_value, v, [sep] * len(v))) if isinstance(v, (tuple, list)) else str(v))
+
+
 def variant(config: TrainConfig, preset: TrainConfig) -> str:
     """A file-name part naming every field in which `config` differs from the `preset` recipe,
     e.g. 'epochs600-seed3' or 'groups1' ('' when it is the preset itself)."""
-    mine, base = flat_recipe(config.to_dict()), flat_recipe(preset.to_dict())
-    text = lambda v: ("none" if v is None else f"{v:g}" if isinstance(v, float)
-                      else "x".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))
-    name = lambda k: k.removeprefix("optimizer.").replace("_", "")
-    return "-".join(f"{name(k)}{text(v)}" for k, v in mine.items() if k != "problem" and v != base.get(k))
+    return "-".join(f"{k.replace('_', '')}{_value(v, 'x')}" for k, v in _changes(config, preset).items())
+
+
+def command(config: TrainConfig, scale: str = "book", compile: bool = True) -> str:
+    """The `python -m l2l train` call that makes (or continues) `config`, with one option per field
+    in which it differs from the scale's preset: its checkpoint is the CLI's default,
+    `checkpoint_path(…, variant(config, train_config(config.problem, scale)))`."""
+    changes = _changes(config, train_config(config.problem, scale))
+    options = "".join(f" --{k.replace('_', '-')} {_value(v, ',')}" for k, v in changes.items())
+    return (f"python -m l2l train --problem {config.problem}" + ("" if scale == "book" else f" --scale {scale}")
+            + options + (" --compile" if compile else ""))
 
 
 def _name(spec: str, scale: str, variant: str = "") -> str:
@@ -151,8 +169,9 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
     (MNIST takes about an hour): `trained`."""
     found, missing = {}, []
     for k in seeds:
-        opt, _, line = trained(train_config(spec, scale, seed=k), checkpoint_path(spec, scale, folder, f"seed{k}"),
-                               scale, device, retrain, compile, command=f"python -m l2l train --problem {spec} --seed {k}")
+        recipe = train_config(spec, scale, seed=k)
+        opt, _, line = trained(recipe, checkpoint_path(spec, scale, folder, f"seed{k}"), scale, device, retrain,
+                               compile, command=command(recipe, scale))
         if opt is None:
             missing.append(f"seed {k}: {line}")
         else:

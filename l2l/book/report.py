@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l2l.evaluation import Curve, Paired, unpaired, versus
+from l2l.evaluation import Curve, Paired, paired, unpaired, versus
 
 
 def loss_text(x: float) -> str:
@@ -186,4 +186,25 @@ def stages_table(history: list[dict]) -> str:
         lines.append(f"| {steps:,} | {end['val_steps']:,} | {start_epoch + 1:,}–{end['epoch']:,} | "
                      f"{(end['time'] - start_time) / 60:.1f} | {start} | {best_text} |")
         start_epoch, start_time, mark = end["epoch"], end["time"], end.get("mark")
+    return "\n".join(lines)
+
+
+def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],
+                      steps: tuple[int, ...] = (100, 200)) -> str:
+    """What each change to a training recipe adds: a Markdown row per learned optimizer in `costs`
+    (label → what its training cost, in words), its mean loss at each of `steps`, and for all but
+    `base` the paired difference label − `base` on the same test runs (95% interval; lower: the
+    change helps, higher: it hurts, tie: cannot tell)."""
+    words = {"holds": "lower", "fails": "higher", "tie": "tie"}
+    head = ("| recipe | meta-training | " + " | ".join(f"loss at step {s} | − {base} at step {s}" for s in steps) + " |")
+    rule = "| --- | --- | " + " | ".join("---: | ---:" for _ in steps) + " |"
+    lines = [head, rule]
+    for label, cost in costs.items():
+        c = curves[label]
+        cells = []
+        for s in steps:
+            p = None if label == base else paired(c.at(s), curves[base].at(s))
+            cells += [f"{loss_text(c.mean[s])} ± {loss_text(c.ci95[s])}",
+                      "–" if p is None else f"{paired_text(p)} {words[p.verdict]}"]
+        lines.append(f"| {label} | {cost} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
