@@ -167,3 +167,7 @@ def test_the_ingredients_table_gives_each_recipe_its_cost_and_paired_difference_
     assert rows["LSTM + b"][5].startswith("+") and rows["LSTM + b"][5].endswith("higher")
     assert rows["LSTM + c"][3].endswith("tie")
     assert rows["LSTM + a"][2] == f"{float(base[:, 100].mean()) * 0.5:.3f} ± {curves['LSTM + a'].ci95[100]:.3f}"
+    curves["LSTM + a"] = Curve("LSTM + a", curves["LSTM + a"].mean, curves["LSTM + a"].ci95)  # no per-run numbers
+    row = ingredients_table(curves, "LSTM", costs, steps=(100,)).splitlines()[3][2:-2].split(" | ")
+    gap = curves["LSTM + a"].mean[100] - curves["LSTM"].mean[100]
+    assert row[3] == f"−{abs(gap):.3f} (unpaired) lower"

@@ -41,8 +41,11 @@ def paired_text(p: Paired) -> str:
     """A paired difference for a table: +0.023 [+0.010, +0.036] (or the sign test's verdict)."""
     if p.low != p.low:  # NaN: no interval (a sign test, or a single run)
         return f"{p.verdict} ({p.method})"
-    sign = lambda x: ("+" if x >= 0 else "−") + loss_text(abs(x))
-    return f"{sign(p.diff)} [{sign(p.low)}, {sign(p.high)}]"
+    return f"{_signed(p.diff)} [{_signed(p.low)}, {_signed(p.high)}]"
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "−") + loss_text(abs(x))
 
 
 def paired_table(curves: dict[str, Curve], learned: str = "LSTM", steps: tuple[int, ...] = (-1,)) -> str:
@@ -189,12 +192,20 @@ def stages_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def spent(ck: dict, unfinished: bool = False) -> str:
+    """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min' (', unfinished'; ', 118
+    imitating': epochs that imitated a teacher)."""
+    return (f"{ck['epoch']:,} epochs, {ck['wall_time'] / 60:.0f} min" + (" (unfinished)" if unfinished else "")
+            + (f", {ck['imitated']} imitating" if ck.get("imitated") else ""))
+
+
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],
                       steps: tuple[int, ...] = (100, 200)) -> str:
     """What each change to a training recipe adds: a Markdown row per learned optimizer in `costs`
     (label → what its training cost, in words), its mean loss at each of `steps`, and for all but
     `base` the paired difference label − `base` on the same test runs (95% interval; lower: the
-    change helps, higher: it hurts, tie: cannot tell)."""
+    change helps, higher: it hurts, tie: cannot tell). Where a curve keeps no per-run numbers, the
+    difference of the means and the verdict of their intervals (`unpaired`), marked so."""
     words = {"holds": "lower", "fails": "higher", "tie": "tie"}
     head = ("| recipe | meta-training | " + " | ".join(f"loss at step {s} | − {base} at step {s}" for s in steps) + " |")
     rule = "| --- | --- | " + " | ".join("---: | ---:" for _ in steps) + " |"
@@ -203,8 +214,14 @@ def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str]
         c = curves[label]
         cells = []
         for s in steps:
-            p = None if label == base else paired(c.at(s), curves[base].at(s))
-            cells += [f"{loss_text(c.mean[s])} ± {loss_text(c.ci95[s])}",
-                      "–" if p is None else f"{paired_text(p)} {words[p.verdict]}"]
+            b = curves[base]
+            if label == base:
+                versus_base = "–"
+            elif c.per_run is None or b.per_run is None:
+                versus_base = f"{_signed(c.mean[s] - b.mean[s])} (unpaired) {words[unpaired(c, b, s)]}"
+            else:
+                p = paired(c.at(s), b.at(s))
+                versus_base = f"{paired_text(p)} {words[p.verdict]}"
+            cells += [f"{loss_text(c.mean[s])} ± {loss_text(c.ci95[s])}", versus_base]
         lines.append(f"| {label} | {cost} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
