@@ -409,6 +409,9 @@ def main(argv=None):
         args.func(args)
     except (UserError, FileNotFoundError) as error:  # the user's to fix: one line. Bugs keep their traceback.
         p.exit(2, f"{p.prog}: error: {error}\n")
+    except KeyboardInterrupt:  # Ctrl-C or `kill` (`_terminate_saves`): what finished is saved
+        p.exit(130, f"{p.prog}: interrupted; trainings saved their last whole epoch and test curves each "
+                    "finished curve: the same command continues\n")
 
 
 if __name__ == "__main__":
