@@ -68,9 +68,6 @@ def _baselines(text: str) -> list[str]:
     return names
 
 
-RECIPE = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every", "eval_runs",
-          "patience", "curriculum", "imitation", "teacher_lr")
-ARCHITECTURE = ("hidden", "layers", "preprocess", "output_scale", "groups")
 
 
 def _horizons(text: str) -> tuple[int, ...]:
@@ -96,12 +93,12 @@ def _recipe(args):
     """The training recipe the options describe: the scale's preset with every option applied."""
     from dataclasses import replace
 
-    from l2l.book.presets import train_config
+    from l2l.book.presets import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, train_config
     from l2l.optimizers import SharingConfig
 
     given = vars(args)  # recipe options are absent unless given (`none` is a value: no clipping, say)
-    config = train_config(args.problem, args.scale, **{k: given[k] for k in RECIPE if k in given})
-    architecture = {k: given[k] for k in ARCHITECTURE if k in given}
+    config = train_config(args.problem, args.scale, **{k: given[k] for k in RECIPE_OPTIONS if k in given})
+    architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if architecture:
         config = replace(config, optimizer=replace(config.optimizer, **architecture))
     sharing = {"gac": given.get("gac", 0), "memory": given.get("memory", "none")}
@@ -124,13 +121,12 @@ def _terminate_saves():
 
 
 def cmd_train(args):
-    from l2l.book.presets import checkpoint_path, train_config, variant
+    from l2l.book.presets import recipe_path
     from l2l.training import meta_train
 
     config = _recipe(args)
     # the default file names every change to the scale's recipe, so it never meets another's
-    out = Path(args.out) if args.out else checkpoint_path(
-        args.problem, args.scale, variant=variant(config, train_config(args.problem, args.scale)))
+    out = Path(args.out) if args.out else recipe_path(config, args.scale)
     print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
     with _terminate_saves():
         ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
@@ -410,8 +406,8 @@ def main(argv=None):
     except (UserError, FileNotFoundError) as error:  # the user's to fix: one line. Bugs keep their traceback.
         p.exit(2, f"{p.prog}: error: {error}\n")
     except KeyboardInterrupt:  # Ctrl-C or `kill` (`_terminate_saves`): what finished is saved
-        p.exit(130, f"{p.prog}: interrupted; trainings saved their last whole epoch and test curves each "
-                    "finished curve: the same command continues\n")
+        p.exit(130, f"{p.prog}: interrupted; training saved its last whole epoch, and testing every finished "
+                    "curve: the same command continues\n")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ def test_a_killed_training_resumes_to_the_uninterrupted_run(tmp_path, sig):
     whole, cut = tmp_path / "whole.pt", tmp_path / "cut.pt"
     main(ARGS + ["--out", str(whole)])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a shell that starts the tests in the background makes its children ignore SIGINT: restore it
     proc = subprocess.Popen([sys.executable, "-m", "l2l", *ARGS, "--out", str(cut)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600  # generous: a loaded machine (threads oversubscribed) is slow
     while not cut.exists():  # the first checkpoint (epoch 10), then somewhere in the epochs after it
         assert proc.poll() is None, "training ended before it was killed"
@@ -31,7 +33,10 @@ def test_a_killed_training_resumes_to_the_uninterrupted_run(tmp_path, sig):
         time.sleep(0.01)
     time.sleep(0.1)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # nothing left running if it did not stop
     assert proc.returncode != 0
     if sig != signal.SIGKILL:  # one line saying so, not a traceback
         assert proc.returncode == 130 and "Traceback" not in err, err

@@ -1,5 +1,7 @@
 """What chapters print: tables and the sentences computed from the numbers."""
 
+from pathlib import Path
+
 from l2l.evaluation import Curve
 from l2l.book.report import final_table, ranking, versus_paper
 
@@ -121,27 +123,39 @@ def test_a_curriculum_s_stages_table_gives_each_horizon_its_epochs_minutes_and_b
                     "| 500 | 1,000 | 201–250 | 17.3 | 0.900 | none better |"]
 
 
-def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint():
+def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint(tmp_path):
     """`presets.command` is what a chapter tells a reader to run: the CLI must parse it back to the
-    same recipe, and `variant` must name the file the CLI writes."""
+    same recipe, every digit of it, and write it where `recipe_path` says (or to `out`)."""
     import shlex
 
-    from l2l.book.presets import command, train_config, variant
-    from l2l.cli import _recipe, parser
-    from l2l.optimizers import LSTMConfig
+    import pytest
 
-    recipes = [("book", train_config("mnist", curriculum=(200, 500, 1000), imitation=0.3, teacher_lr=0.03125)),
-               ("smoke", train_config("mnist", "smoke", seed=2, clip=None, meta_lr=3e-4)),
+    from l2l.book.presets import command, recipe_path, train_config
+    from l2l.cli import _recipe, parser
+    from l2l.errors import UserError
+    from l2l.optimizers import LSTMConfig, SharingConfig
+    from l2l.runtime import checkpoints_dir
+
+    recipes = [("book", train_config("mnist", curriculum=(200, 500, 1000), imitation=0.3, teacher_lr=2.0**-9)),
+               ("smoke", train_config("mnist", "smoke", seed=2, clip=None, meta_lr=0.0023456789)),
                ("book", train_config("cifar", optimizer=LSTMConfig(preprocess=10.0, output_scale=(0.01, 0.1), groups=2))),
+               ("book", train_config("quadratic", optimizer=SharingConfig(LSTMConfig(preprocess=10.0), gac=2))),
+               ("book", train_config("mnist", seed=1, imitation=0.3, teacher_lr=0.03125)),
                ("book", train_config("mnist"))]
     for scale, recipe in recipes:
-        line = command(recipe, scale)
-        assert line.startswith("python -m l2l train ") and line.endswith(" --compile")
-        args = parser().parse_args(shlex.split(line)[3:])
-        assert _recipe(args) == recipe, line
-        assert args.scale == scale
-    assert command(recipes[3][1]) == "python -m l2l train --problem mnist --compile"
-    assert variant(recipes[0][1], train_config("mnist")) == "curriculum200x500x1000-imitation0.3-teacherlr0.03125"
+        for out in (None, tmp_path / "elsewhere.pt"):
+            line = command(recipe, scale, out)
+            assert line.startswith("python -m l2l train ") and line.endswith(" --compile")
+            args = parser().parse_args(shlex.split(line)[3:])
+            assert _recipe(args) == recipe, line
+            assert args.scale == scale
+            written = Path(args.out) if args.out else recipe_path(_recipe(args), args.scale)  # as cmd_train does
+            assert written == (out or checkpoints_dir() / recipe_path(recipe, scale).name), line
+    assert command(recipes[-1][1]) == "python -m l2l train --problem mnist --compile"
+    assert recipe_path(recipes[0][1]).name == "mnist-curriculum200x500x1000-imitation0.3-teacherlr0.00195312.pt"
+    assert recipe_path(recipes[4][1], folder=tmp_path) == tmp_path / "mnist-seed1-imitation0.3-teacherlr0.03125.pt"
+    with pytest.raises(UserError, match="no option for window"):
+        command(train_config("quadratic", optimizer=SharingConfig(LSTMConfig(), memory="lbfgs", window=5)))
 
 
 def test_the_ingredients_table_gives_each_recipe_its_cost_and_paired_difference_from_the_base():
@@ -171,3 +185,15 @@ def test_the_ingredients_table_gives_each_recipe_its_cost_and_paired_difference_
     row = ingredients_table(curves, "LSTM", costs, steps=(100,)).splitlines()[3][2:-2].split(" | ")
     gap = curves["LSTM + a"].mean[100] - curves["LSTM"].mean[100]
     assert row[3] == f"−{abs(gap):.3f} (unpaired) lower"
+
+
+def test_spent_says_how_far_a_training_got():
+    from l2l.book.presets import train_config
+    from l2l.book.report import spent
+
+    recipe = train_config("mnist")  # 1,500 epochs
+    ck = {"epoch": 455, "wall_time": 127.1 * 60, "imitated": 118}
+    assert spent(ck) == "455 epochs, 127 min, 118 imitating"
+    assert spent(ck, recipe) == "455 of 1,500 epochs (unfinished), 127 min, 118 imitating"
+    assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == "455 epochs, 127 min"  # stopped by its rule
+    assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 127 min, 118 imitating"

@@ -97,9 +97,12 @@ def _changes(config: TrainConfig, preset: TrainConfig) -> dict:
     return {k.removeprefix("optimizer."): v for k, v in mine.items() if k != "problem" and v != base.get(k)}
 
 
-def _value(v, sep: str) -> str:
-    return ("none" if v is None else f"{v:g}" if isinstance(v, float)
-            else sep.join(map(_value, v, [sep] * len(v))) if isinstance(v, (tuple, list)) else str(v))
+def _value(v, sep: str, number=lambda x: f"{x:g}") -> str:
+    """A field's value in a file name (6 digits: 'x' between a tuple's items) or, with number=repr
+    (every digit) and ',', as a command-line option's value."""
+    if isinstance(v, (tuple, list)):
+        return sep.join(_value(x, sep, number) for x in v)
+    return "none" if v is None else number(v) if isinstance(v, float) else str(v)
 
 
 def variant(config: TrainConfig, preset: TrainConfig) -> str:
@@ -108,14 +111,32 @@ def variant(config: TrainConfig, preset: TrainConfig) -> str:
     return "-".join(f"{k.replace('_', '')}{_value(v, 'x')}" for k, v in _changes(config, preset).items())
 
 
-def command(config: TrainConfig, scale: str = "book", compile: bool = True) -> str:
+# The recipe fields `python -m l2l train` has an option for (`--meta-lr` sets meta_lr): the recipe's,
+# the learned optimizer's and, for LSTM+GAC and NTM-BFGS, its information sharing's
+RECIPE_OPTIONS = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every",
+                  "eval_runs", "patience", "curriculum", "imitation", "teacher_lr")
+ARCHITECTURE_OPTIONS = ("hidden", "layers", "preprocess", "output_scale", "groups")
+SHARING_OPTIONS = ("gac", "memory")
+
+
+def command(config: TrainConfig, scale: str = "book", out: str | Path | None = None, compile: bool = True) -> str:
     """The `python -m l2l train` call that makes (or continues) `config`, with one option per field
-    in which it differs from the scale's preset: its checkpoint is the CLI's default,
-    `checkpoint_path(…, variant(config, train_config(config.problem, scale)))`."""
+    in which it differs from the scale's preset. Its checkpoint is the CLI's default,
+    `recipe_path(config, scale)`, unless `out` names another file."""
     changes = _changes(config, train_config(config.problem, scale))
-    options = "".join(f" --{k.replace('_', '-')} {_value(v, ',')}" for k, v in changes.items())
+    missing = [k for k in changes if k not in RECIPE_OPTIONS + ARCHITECTURE_OPTIONS + SHARING_OPTIONS]
+    if missing:
+        raise UserError(f"`python -m l2l train` has no option for {', '.join(missing)}")
+    options = "".join(f" --{k.replace('_', '-')} {_value(v, ',', repr)}" for k, v in changes.items())
+    where = "" if out is None or Path(out) == recipe_path(config, scale) else f" --out {out}"
     return (f"python -m l2l train --problem {config.problem}" + ("" if scale == "book" else f" --scale {scale}")
-            + options + (" --compile" if compile else ""))
+            + options + where + (" --compile" if compile else ""))
+
+
+def recipe_path(config: TrainConfig, scale: str = "book", folder: str | Path | None = None) -> Path:
+    """Where `python -m l2l train` keeps `config` (in `folder`, else the project's checkpoints): its
+    problem and scale, and `variant` against the scale's preset."""
+    return checkpoint_path(config.problem, scale, folder, variant(config, train_config(config.problem, scale)))
 
 
 def _name(spec: str, scale: str, variant: str = "") -> str:
@@ -170,8 +191,8 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
     found, missing = {}, []
     for k in seeds:
         recipe = train_config(spec, scale, seed=k)
-        opt, _, line = trained(recipe, checkpoint_path(spec, scale, folder, f"seed{k}"), scale, device, retrain,
-                               compile, command=command(recipe, scale))
+        path = recipe_path(recipe, scale, folder)
+        opt, _, line = trained(recipe, path, scale, device, retrain, compile, command=command(recipe, scale, path))
         if opt is None:
             missing.append(f"seed {k}: {line}")
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from l2l.evaluation import Curve, Paired, paired, unpaired, versus
+from l2l.training.meta_train import finished
 
 
 def loss_text(x: float) -> str:
@@ -192,10 +193,13 @@ def stages_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def spent(ck: dict, unfinished: bool = False) -> str:
-    """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min' (', unfinished'; ', 118
-    imitating': epochs that imitated a teacher)."""
-    return (f"{ck['epoch']:,} epochs, {ck['wall_time'] / 60:.0f} min" + (" (unfinished)" if unfinished else "")
+def spent(ck: dict, config=None) -> str:
+    """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
+    (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min'; and
+    ', 118 imitating' for the epochs that imitated a teacher."""
+    unfinished = config is not None and not finished(ck, config)
+    epochs = f"{ck['epoch']:,} of {config.epochs:,} epochs (unfinished)" if unfinished else f"{ck['epoch']:,} epochs"
+    return (f"{epochs}, {ck['wall_time'] / 60:.0f} min"
             + (f", {ck['imitated']} imitating" if ck.get("imitated") else ""))
 
 
@@ -221,7 +225,8 @@ def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str]
                 versus_base = f"{_signed(c.mean[s] - b.mean[s])} (unpaired) {words[unpaired(c, b, s)]}"
             else:
                 p = paired(c.at(s), b.at(s))
-                versus_base = f"{paired_text(p)} {words[p.verdict]}"
+                versus_base = (f"{words[p.verdict]} ({p.method})" if p.low != p.low  # no interval
+                               else f"{paired_text(p)} {words[p.verdict]}")
             cells += [f"{loss_text(c.mean[s])} ± {loss_text(c.ci95[s])}", versus_base]
         lines.append(f"| {label} | {cost} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
