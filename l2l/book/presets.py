@@ -47,7 +47,7 @@ PRESETS = {
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2,
                                long_steps=30, long_runs=2, remedy_epochs=2,
-                               chen=dict(curriculum=(200,), imitation=0.5))},
+                               chen=dict(curriculum=(200,), imitation=1.0))},  # every epoch imitates
     },
     "cifar": {
         "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
