@@ -41,11 +41,11 @@ PRESETS = {
         "book": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
-                               sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600,
+                               sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600, sweep_trials=8,
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
                                chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
-                  "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2,
+                  "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
                                long_steps=30, long_runs=2, remedy_epochs=2,
                                chen=dict(curriculum=(200,), imitation=1.0))},  # every epoch imitates
     },
