@@ -175,10 +175,10 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
         raise UserError(f"{path} holds another recipe than the one asked for")
     how = f" (`{command}`)" if command else ""
     if ck is None:
-        return None, None, f"not trained ({path.name}{how})"
+        return None, None, f"not trained (`{path.name}`{how})"  # backticks: MyST would link a .pt name
     if finished(ck, config):
         return optimizer_from(ck, device, compile=compile), ck, ""
-    line = f"{ck['epoch']} of {config.epochs} epochs ({path.name}{how})"
+    line = f"{ck['epoch']} of {config.epochs} epochs (`{path.name}`{how})"
     return (optimizer_from(ck, device, compile=compile) if partial else None), ck, line
 
 
