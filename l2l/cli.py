@@ -68,8 +68,6 @@ def _baselines(text: str) -> list[str]:
     return names
 
 
-
-
 def _horizons(text: str) -> tuple[int, ...]:
     try:
         horizons = tuple(int(h) for h in text.split(","))

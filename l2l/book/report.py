@@ -213,12 +213,11 @@ def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str]
     words = {"holds": "lower", "fails": "higher", "tie": "tie"}
     head = ("| recipe | meta-training | " + " | ".join(f"loss at step {s} | − {base} at step {s}" for s in steps) + " |")
     rule = "| --- | --- | " + " | ".join("---: | ---:" for _ in steps) + " |"
-    lines = [head, rule]
+    lines, b = [head, rule], curves[base]
     for label, cost in costs.items():
         c = curves[label]
         cells = []
         for s in steps:
-            b = curves[base]
             if label == base:
                 versus_base = "–"
             elif c.per_run is None or b.per_run is None:
