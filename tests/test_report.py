@@ -197,3 +197,14 @@ def test_spent_says_how_far_a_training_got():
     assert spent(ck, recipe) == "455 of 1,500 epochs (unfinished), 127 min, 118 imitating"
     assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == "455 epochs, 127 min"  # stopped by its rule
     assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 127 min, 118 imitating"
+
+
+def test_unfinished_names_how_far_only_while_unfinished():
+    from l2l.book.presets import train_config
+    from l2l.book.report import unfinished
+
+    recipe = train_config("mnist")  # 1,500 epochs
+    assert unfinished({"epoch": 455}, recipe) == "455 of 1,500 epochs"
+    assert unfinished({"epoch": 1500}, recipe) is None
+    assert unfinished({"epoch": 455, "stopped": True}, recipe) is None  # stopped by its own rule: finished
+    assert unfinished(None, recipe) is None  # not trained: no results file to mark

@@ -193,12 +193,20 @@ def stages_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def unfinished(ck: dict | None, config) -> str | None:
+    """How far an unfinished meta-training got, '455 of 1,500 epochs', or None when the checkpoint
+    (of the recipe `config`, a TrainConfig) is missing or finished: a results file's `unfinished`."""
+    if ck is None or finished(ck, config):
+        return None
+    return f"{ck['epoch']:,} of {config.epochs:,} epochs"
+
+
 def spent(ck: dict, config=None) -> str:
     """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
     (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min'; and
     ', 118 imitating' for the epochs that imitated a teacher."""
-    unfinished = config is not None and not finished(ck, config)
-    epochs = f"{ck['epoch']:,} of {config.epochs:,} epochs (unfinished)" if unfinished else f"{ck['epoch']:,} epochs"
+    left = unfinished(ck, config) if config is not None else None
+    epochs = f"{left} (unfinished)" if left else f"{ck['epoch']:,} epochs"
     return (f"{epochs}, {ck['wall_time'] / 60:.0f} min"
             + (f", {ck['imitated']} imitating" if ck.get("imitated") else ""))
 
