@@ -366,7 +366,7 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
                stop_after=1, progress=False)
     found, missing = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path)
     assert found == {}
-    assert missing[0].startswith("seed 1: 1 of 3000 epochs") and "--seed 1" in missing[0]
+    assert missing[0].startswith("seed 1: 1 of 3,000 epochs") and "--seed 1" in missing[0]
     assert missing[1].startswith("seed 2: not trained")
     found, missing = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
     assert list(found) == ["LSTM seed 1"] and missing == []
@@ -383,7 +383,7 @@ def test_a_chapter_may_show_an_unfinished_training_as_it_stands_and_says_so(tmp_
     ck = meta_train(dataclasses.replace(config, eval_every=1), path, stop_after=2, progress=False)
     mine = dataclasses.replace(config, eval_every=1)
     opt, got, line = presets.trained(mine, path, "book", partial=True, command="python -m l2l train …")
-    assert got["epoch"] == 2 and line == "2 of 3000 epochs (`partial.pt` (`python -m l2l train …`))"
+    assert got["epoch"] == 2 and line == "2 of 3,000 epochs (`partial.pt` (`python -m l2l train …`))"
     reference = optimizer_from(ck)
     assert all(torch.equal(a, b) for a, b in zip(opt.state_dict().values(), reference.state_dict().values()))
     assert presets.trained(mine, path, "book")[0] is None  # without partial: left out

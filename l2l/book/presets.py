@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from l2l.book.report import unfinished
 from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
 from l2l.runtime import checkpoints_dir, results_dir
 from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from
-from l2l.training.meta_train import finished
 from l2l.training.config import flat_recipe
 
 SCALES = ("smoke", "book")
@@ -176,9 +176,10 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
     how = f" (`{command}`)" if command else ""
     if ck is None:
         return None, None, f"not trained (`{path.name}`{how})"  # backticks: MyST would link a .pt name
-    if finished(ck, config):
+    left = unfinished(ck, config)
+    if left is None:
         return optimizer_from(ck, device, compile=compile), ck, ""
-    line = f"{ck['epoch']} of {config.epochs} epochs (`{path.name}`{how})"
+    line = f"{left} (`{path.name}`{how})"
     return (optimizer_from(ck, device, compile=compile) if partial else None), ck, line
 
 
