@@ -9,6 +9,8 @@
 * `locked`: a lock across processes (chapters executed in parallel) around a read-modify-write
   of a shared file, such as the tuned learning rates' JSON, or around training a checkpoint that
   another chapter may be training too.
+* `one_thread`: a block computed on one CPU thread, so its float rounding does not depend on how
+  many threads the caller has (a cache's `probe`).
 * `progress` bars and a one-line `hardware` description for the chapters' records.
 """
 
@@ -123,6 +125,19 @@ def locked(path: str | Path) -> Iterator[Path]:
         finally:
             _held.pop(key, None)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the `with` block on one CPU thread, then give the caller its threads back. A sum split
+    over threads is rounded differently for each thread count; on one thread, the same code on the
+    same CPU gives the same bits however many threads the process has."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def progress(iterable=None, enabled: bool = True, **kwargs) -> tqdm:

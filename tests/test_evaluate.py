@@ -138,6 +138,24 @@ def test_a_cached_curve_goes_stale_when_the_code_computes_something_else(tmp_pat
     assert fixed.cost["seconds"] >= 0 and "thread" in fixed.cost["hardware"]
 
 
+def test_a_cached_curve_without_per_run_numbers_is_computed_again(tmp_path):
+    """Curves cached before the cache kept per-run numbers cannot be paired: they are recomputed
+    (and replaced), not read back."""
+    import json
+
+    from l2l.evaluation import test_curve
+    from l2l.optimizers import make_baseline
+
+    problem = make_problem("quadratic:dim=3")
+    first = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    file = next(tmp_path.glob("*.json"))
+    old = {k: v for k, v in json.loads(file.read_text()).items() if k != "per_run"}
+    file.write_text(json.dumps({**old, "mean": [9.0] * len(first.mean)}))  # an old file, other numbers
+    again = test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=tmp_path)
+    assert again.mean == first.mean and again.per_run == first.per_run  # computed, not the old file's 9s
+    assert json.loads(file.read_text())["per_run"] == first.per_run  # and stored with its runs
+
+
 def test_tuned_rates_are_retuned_when_the_baseline_computes_something_else(tmp_path, monkeypatch):
     from l2l.evaluation import tuning
     from l2l.optimizers import baselines
@@ -154,6 +172,31 @@ def test_tuned_rates_are_retuned_when_the_baseline_computes_something_else(tmp_p
     assert calls == ["sgd", "sgd"]  # SGD's step changed: tuned again
     tuning.tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=cache, progress=False, refresh=True)
     assert calls == ["sgd", "sgd", "sgd"]
+
+
+def test_the_probe_is_computed_on_one_thread_whatever_the_callers_count(monkeypatch):
+    """A sum split over threads rounds differently per thread count (a trained optimizer's CIFAR
+    probe moved by 7e-4 on two threads): the probe's steps see one thread, and the caller keeps
+    its own, even when a step fails."""
+    from l2l.evaluation import probe
+    from l2l.optimizers import baselines
+
+    seen, step = [], baselines.SGD.step
+    monkeypatch.setattr(baselines.SGD, "step", lambda self, g, s: seen.append(torch.get_num_threads()) or step(self, g, s))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = probe(make_problem("quadratic:dim=3"), baselines.SGD(0.1))
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert probe(make_problem("quadratic:dim=3"), baselines.SGD(0.1)) == first
+        torch.set_num_threads(2)
+        monkeypatch.setattr(baselines.SGD, "step", lambda self, g, s: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            probe(make_problem("quadratic:dim=3"), baselines.SGD(0.1))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_save_and_load_keep_per_run_numbers(tmp_path):

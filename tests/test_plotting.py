@@ -88,3 +88,23 @@ def test_a_curriculum_history_plots_a_validation_line_per_horizon_and_marks_each
     plot_training([{k: v for k, v in h.items() if k in ("epoch", "train", "val")} for h in history], ax)
     assert [l.get_label() for l in ax.get_lines()] == ["validation final loss"]
     plt.close("all")
+
+
+def test_the_sweep_figure_draws_each_trial_s_validation_and_the_reference():
+    """One line per trial with validations, ordered and shaded by meta-learning rate, an unfinished
+    trial saying how far it got; the reference dashed; trials without a validation left out."""
+    import matplotlib.pyplot as plt
+
+    from l2l.book.plotting import plot_sweep
+
+    row = lambda k, lr, points, finished: {"trial": k, "meta_lr": lr, "epochs": points[-1][0] if points else 0,
+                                           "finished": finished, "validation": points}
+    result = {"rows": [row(0, 3e-3, [[50, 0.5], [100, 2.3]], False), row(1, 3e-4, [[50, 0.6], [100, 0.4]], True),
+                       row(2, 1e-3, [], False)]}
+    fig, ax = plt.subplots()
+    plot_sweep(result, ax, reference=("the book's optimizer", [[50, 0.45], [100, 0.35]]))
+    labels = [l.get_label() for l in ax.get_lines()]
+    assert labels == ["trial 1 (meta-lr 0.0003)", "trial 0 (meta-lr 0.003, 100 epochs so far)", "the book's optimizer"]
+    assert list(ax.get_lines()[1].get_ydata()) == [0.5, 2.3] and ax.get_lines()[2].get_linestyle() == "--"
+    assert ax.get_yscale() == "log"
+    plt.close("all")

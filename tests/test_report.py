@@ -93,12 +93,12 @@ def test_the_sweep_table_says_where_the_search_stands():
 
     row = lambda k, lr, epochs, val, finished: {
         "trial": k, "meta_lr": lr, "epochs": epochs, "finished": finished, "best_val": val, "best_epoch": 50,
-        "validation": [[50, val]] if epochs else [], "minutes": 12.0, "hardware": "EPYC (1 thread)", "population": 1}
+        "validation": [[50, val], [60, 2 * val]] if epochs else [], "minutes": 12.0, "hardware": "EPYC (1 thread)", "population": 1}
     result = {"recipe": {"epochs": 100}, "trials": 4, "complete": False, "winner": None,
               "rows": [row(0, 3e-4, 60, 0.5, False), row(1, 2e-3, 0, float("inf"), False)]}
     text = sweep_table(result)
-    assert "| 0 | 0.0003 | 60 of 100 | 0.5000 (50) | 12 | EPYC (1 thread) |" in text
-    assert "| 1 | 0.002 | 0 of 100 | – |" in text
+    assert "| 0 | 0.0003 | 60 of 100 | 0.5000 (50) | 1.0000 | 12 | EPYC (1 thread) |" in text
+    assert "| 1 | 0.002 | 0 of 100 | – | – |" in text
     assert "0 of 4 trials have finished their 100 epochs, 2 have started and 2 have not." in text
     assert "No winner is chosen until a trial finishes." in text
     result.update(winner=0, rows=[row(0, 3e-4, 100, 0.5, True), row(1, 2e-3, 100, 0.7, True)])

@@ -143,6 +143,27 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
     return ax
 
 
+def plot_sweep(result: dict, ax=None, reference: tuple[str, list] | None = None):
+    """Each trial's validation loss against epoch, from a sweep's table (`l2l.training.sweep`),
+    darker for a larger meta-learning rate, a trial still training marked in its label; with
+    `reference` (label, [[epoch, validation], ...]), that training's validation too, dashed black.
+    Log y axis: a trial that diverged or collapsed shows as a line far above the others."""
+    ax = ax or plt.gca()
+    rows = sorted((r for r in result["rows"] if r["validation"]), key=lambda r: r["meta_lr"])
+    shades = plt.cm.viridis_r(np.linspace(0.15, 0.95, max(len(rows), 1)))
+    for r, shade in zip(rows, shades):
+        unfinished = "" if r["finished"] else f", {r['epochs']:,} epochs so far"
+        ax.plot(*zip(*r["validation"]), "o-", ms=2.5, lw=1.3, color=shade,
+                label=f"trial {r['trial']} (meta-lr {r['meta_lr']:.3g}{unfinished})")
+    if reference:
+        label, points = reference
+        ax.plot(*zip(*points), "--", color="k", lw=1.3, label=label)
+    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    return ax
+
+
 def plot_throughput(rows: list[dict], axes, title: str = ""):
     """Optimizee steps per second against runs batched per meta-update, a line per implementation
     and a panel per problem (`l2l.bench` rows; log-log)."""

@@ -145,15 +145,17 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) ->
 
 def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
     """A sweep's table (`l2l.training.sweep`) as Markdown: each trial's meta-learning rate, epochs
-    trained, best validation loss and where, wall time; then a sentence on where the search stands
+    trained, best validation loss and where, its last validation (far above its best: a trial
+    that collapsed), wall time; then a sentence on where the search stands
     and, given `reference` (label, best validation), how its winner compares."""
     epochs = result["recipe"]["epochs"]
-    lines = ["| trial | meta-learning rate | epochs | best validation (epoch) | minutes | trained on |",
-             "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| trial | meta-learning rate | epochs | best validation (epoch) | last validation | minutes | trained on |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in result["rows"]:
         best = f"{r['best_val']:.4f} ({r['best_epoch']:,})" if r["validation"] else "–"
+        last = f"{r['validation'][-1][1]:.4f}" if r["validation"] else "–"
         together = f", population of {r['population']}" if r.get("population", 1) > 1 else ""
-        lines.append(f"| {r['trial']} | {r['meta_lr']:.3g} | {r['epochs']:,} of {epochs:,} | {best} | "
+        lines.append(f"| {r['trial']} | {r['meta_lr']:.3g} | {r['epochs']:,} of {epochs:,} | {best} | {last} | "
                      f"{r['minutes']:.0f} | {r['hardware']}{together} |")
     finished = [r for r in result["rows"] if r["finished"]]
     started = len(result["rows"]) - len(finished)

@@ -48,7 +48,9 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
 
     With `cache` (a folder), a curve computed before for the same functions, optimizer
     (`fingerprint`), steps and seed is read back, unless the current code's `probe` differs from
-    the one stored with it (stale) or `refresh` is set; a curve computed here is stored there.
+    the one stored with it (stale), it was stored without per-run numbers (before the cache kept
+    them: it could not be paired with the other optimizers' runs) or `refresh` is set; a curve
+    computed here is stored there.
     Long evaluations (CIFAR: 1,000 steps) so survive interruptions curve by curve.
     """
     key = f"{test.spec}|{fingerprint(opt)}|steps={steps}|runs={runs}|seed={seed}"
@@ -56,7 +58,7 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
     check = probe(test, opt) if file else None
     if file and file.exists() and not refresh:
         saved = json.loads(file.read_text())
-        if same_probe(saved.get("probe"), check):
+        if same_probe(saved.get("probe"), check) and saved.get("per_run"):
             return Curve(label, saved["mean"], saved["ci95"], lr, saved.get("per_run"), saved.get("cost"))
     started = time.perf_counter()
     task = test.sample(runs, derive_seed(seed, "test"), device)
