@@ -239,6 +239,34 @@ def cmd_ledger(args):
     print(ledger.summary(rows))
 
 
+def cmd_cache(args):
+    from l2l.evaluation import audit, fingerprint
+    from l2l.runtime import checkpoints_dir, results_dir
+    from l2l.training import load_checkpoint, optimizer_from
+
+    results = Path(args.results) if args.results else results_dir()
+    learned, where = {}, {}
+    for path in sorted(checkpoints_dir().rglob("*.pt")):  # every trained optimizer, best and last weights
+        ck = load_checkpoint(path)
+        for which in ("best", "last"):
+            opt = optimizer_from(ck, which=which)
+            learned[fingerprint(opt)], where[fingerprint(opt)] = opt, path.relative_to(checkpoints_dir())
+    rows = audit(results / "curves", results / "tuned_lr.json", learned)
+    for r in rows:
+        if r["status"] != "current" or args.all:
+            name = f"{where[r['optimizer']]} ({r['optimizer']})" if r["optimizer"] in where else r["optimizer"]
+            took = f", took {r['seconds'] / 60:.1f} min" if r["seconds"] else ""
+            print(f"{r['status']:>8}  {r['kind']} {r['problem']} | {name} | {r['key'].split('|', 2)[-1]}{took}")
+    for kind in ("curve", "rate"):
+        mine = [r for r in rows if r["kind"] == kind]
+        counts = {s: sum(r["status"] == s for r in mine) for s in ("current", "stale", "unpaired", "unknown")}
+        print(f"{kind}s: {len(mine)}, " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    again = [r for r in rows if r["status"] in ("stale", "unpaired")]
+    known = sum(r["seconds"] or 0 for r in again)
+    print(f"executing the chapters now computes {len(again)} of them again"
+          + (f" (those that recorded their cost took {known / 60:.0f} min)" if known else ""))
+
+
 def cmd_bench(args):
     from l2l.bench import bench
 
@@ -374,6 +402,11 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("ledger", help="which of the paper's claims hold, computed from data/results")
     g.add_argument("--results", help="results folder (default: the project's data/results)")
     g.set_defaults(func=cmd_ledger)
+
+    c = sub.add_parser("cache", help="which cached curves and tuned rates the code and machine still reproduce")
+    c.add_argument("--results", help="results folder (default: the project's data/results)")
+    c.add_argument("--all", action="store_true", help="list the current entries too")
+    c.set_defaults(func=cmd_cache)
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")

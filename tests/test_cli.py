@@ -142,3 +142,28 @@ def test_sweep_command_writes_its_table_and_trials_under_the_data_folder(tmp_pat
     assert sorted(p.name for p in (tmp_path / "checkpoints" / "sweeps").glob("*.pt")) == [
         "sweep-quadratic-dim3-0-smoke-trial0.pt", "sweep-quadratic-dim3-0-smoke-trial1.pt"]
     _fails(capsys, argv + ["--meta-lr", "0.01"], "a sweep draws the meta-learning rate")
+
+
+def test_cache_lists_what_executing_the_chapters_would_compute_again(tmp_path, monkeypatch, capsys):
+    import json
+
+    from l2l.evaluation import test_curve
+    from l2l.optimizers import make_baseline
+    from l2l.problems import make_problem
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    main(["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "1", "--no-progress"])
+    capsys.readouterr()
+    problem, curves = make_problem("quadratic:dim=3"), tmp_path / "results" / "curves"
+    test_curve(problem, make_baseline("adam", 0.1), "ADAM", 5, 4, 0, cache=curves)
+    test_curve(problem, make_baseline("sgd", 0.1), "SGD", 5, 4, 0, cache=curves)
+    for file in curves.glob("*.json"):
+        saved = json.loads(file.read_text())
+        if saved["key"].split("|")[1].startswith("SGD"):
+            file.write_text(json.dumps({**saved, "probe": [p + 1 for p in saved["probe"]]}))
+    main(["cache"])
+    out = capsys.readouterr().out
+    assert "stale  curve quadratic:dim=3 | SGD(lr=0.1) | steps=5|runs=4|seed=0" in out and "Adam" not in out
+    assert "curves: 2, 1 current, 1 stale" in out and "computes 1 of them again" in out
+    main(["cache", "--all"])
+    assert "current  curve quadratic:dim=3 | Adam(lr=0.1" in capsys.readouterr().out

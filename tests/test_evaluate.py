@@ -156,6 +156,47 @@ def test_a_cached_curve_without_per_run_numbers_is_computed_again(tmp_path):
     assert json.loads(file.read_text())["per_run"] == first.per_run  # and stored with its runs
 
 
+def test_the_cache_audit_says_what_a_chapter_would_read_back_and_what_it_would_compute(tmp_path, monkeypatch):
+    import json
+
+    from l2l.evaluation import audit, fingerprint, test_curve, tuned_rates
+    from l2l.optimizers import LSTMConfig, baselines, make_baseline, make_optimizer
+
+    problem, curves, rates = make_problem("quadratic:dim=3"), tmp_path / "curves", tmp_path / "rates.json"
+    lstm = make_optimizer(LSTMConfig(hidden=4), seed=0)
+    for opt, label in ((make_baseline("adam", 0.1), "ADAM"), (make_baseline("sgd", 0.1), "SGD"),
+                       (make_baseline("nag", 0.1), "NAG"), (lstm, "LSTM")):
+        test_curve(problem, opt, label, 5, 4, 0, cache=curves)
+    tuned_rates(problem, ["sgd"], 5, 4, 0, grid=(0.01, 0.1), cache=rates, progress=False)
+    status = lambda rows: {(r["kind"], r["optimizer"].split("(")[0].strip()): r["status"] for r in rows}
+    rows = audit(curves, rates, {fingerprint(lstm): lstm})
+    assert set(status(rows).values()) == {"current"} and len(rows) == 5
+    assert all(r["seconds"] >= 0 for r in rows if r["kind"] == "curve")
+    assert status(audit(curves, rates))[("curve", fingerprint(lstm))] == "unknown"  # no such optimizer given
+    for file in curves.glob("*.json"):
+        saved = json.loads(file.read_text())
+        if saved["key"].split("|")[1].startswith("Adam"):  # a probe this code does not compute
+            file.write_text(json.dumps({**saved, "probe": [p * 1.01 for p in saved["probe"]]}))
+        if saved["key"].split("|")[1].startswith("NAG"):  # cached before curves kept their runs
+            file.write_text(json.dumps({k: v for k, v in saved.items() if k != "per_run"}))
+    monkeypatch.setattr(baselines.SGD, "step", lambda self, grad, state: (-2 * self.lr * grad, state))  # a "fix"
+    assert status(audit(curves, rates, {fingerprint(lstm): lstm})) == {
+        ("curve", "Adam"): "stale", ("curve", "NAG"): "unpaired", ("curve", "SGD"): "stale",
+        ("curve", fingerprint(lstm)): "current", ("rate", "sgd"): "stale"}
+
+
+def test_a_rule_is_read_back_from_its_fingerprint_and_nothing_else_is():
+    from l2l.evaluation import fingerprint, rule_from
+    from l2l.optimizers import Adam, QuasiNewton, make_baseline
+
+    for opt in (make_baseline("adam", 0.03125), make_baseline("nag", 2.0**-6), QuasiNewton(0.5, history=5)):
+        assert rule_from(fingerprint(opt)) == opt
+    for name in ("learned-0123abcd", "Adam(lr=__import__('os'))", "Adam(0.1)", "Adam(lr=0.1, speed=2)",
+                 "Path(lr=0.1)", "Adam(lr=0.1"):
+        assert rule_from(name) is None, name
+    assert rule_from("Adam(lr=0.1)") == Adam(0.1)
+
+
 def test_tuned_rates_are_retuned_when_the_baseline_computes_something_else(tmp_path, monkeypatch):
     from l2l.evaluation import tuning
     from l2l.optimizers import baselines

@@ -14,10 +14,12 @@ cannot silently reuse old numbers, while a refactor that computes the same keeps
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -25,8 +27,8 @@ import torch
 from l2l.evaluation.stats import Curve
 from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tuned_rates
 from l2l.loop import run
-from l2l.optimizers import BASELINES, LABELS, describe, make_baseline
-from l2l.problems import derive_seed
+from l2l.optimizers import BASELINES, LABELS, NAG, SGD, Adam, QuasiNewton, RMSprop, describe, make_baseline
+from l2l.problems import derive_seed, make_problem
 from l2l.runtime import atomic_write, hardware, progress as progress_bar
 
 
@@ -69,6 +71,54 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
         atomic_write(file, json.dumps({"key": key, "probe": check, "mean": curve.mean, "ci95": curve.ci95,
                                        "per_run": curve.per_run, "cost": cost}))
     return curve
+
+
+RULES = {cls.__name__: cls for cls in (SGD, NAG, RMSprop, Adam, QuasiNewton)}
+
+
+def rule_from(name: str):
+    """The hand-designed optimizer a `fingerprint` names (its repr, e.g. 'Adam(lr=0.03125, ...)'),
+    or None when it names none of `RULES`."""
+    match = re.fullmatch(r"(\w+)\((.*)\)", name)
+    cls = RULES.get(match.group(1)) if match else None
+    if cls is None:
+        return None
+    try:
+        call = ast.parse(f"f({match.group(2)})", mode="eval").body
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        return cls(**kwargs) if not call.args and set(kwargs) <= {f.name for f in fields(cls)} else None
+    except (SyntaxError, ValueError, TypeError):
+        return None
+
+
+def audit(folder: str | Path, rates: str | Path | None = None, learned=None) -> list[dict]:
+    """What a chapter executed now would read back from the caches, and what it would compute again.
+
+    Each cached curve in `folder` (`test_curve`) and each tuned rate in the JSON file `rates`
+    (`tuned_rates`) gets a row: {"kind": "curve" or "rate", "problem", "optimizer", "key", "file",
+    "status", "seconds"}, status "current" (its probe is what this code computes on this machine:
+    read back), "stale" (it is not: computed again), "unpaired" (a curve without per-run numbers:
+    computed again) or "unknown" (a learned optimizer not among `learned`, {fingerprint: optimizer},
+    or a rule this code does not know: not checked); "seconds", what computing it took, where
+    recorded. The probes take seconds each (CIFAR's), not the hours of the curves."""
+    learned, rows = learned or {}, []
+    for file in sorted(Path(folder).glob("*.json")):
+        saved = json.loads(file.read_text())
+        spec, name = saved["key"].split("|")[:2]
+        opt = learned.get(name) if name.startswith("learned-") else rule_from(name)
+        status = ("unknown" if opt is None else "stale" if not same_probe(saved.get("probe"), probe(make_problem(spec), opt))
+                  else "unpaired" if not saved.get("per_run") else "current")
+        rows.append({"kind": "curve", "problem": spec, "optimizer": name, "key": saved["key"], "file": file.name,
+                     "status": status, "seconds": (saved.get("cost") or {}).get("seconds")})
+    stored = json.loads(Path(rates).read_text()) if rates and Path(rates).exists() else {}
+    for key, entries in stored.items():
+        problem = make_problem(key.split("|")[0])
+        for name, entry in entries.items():
+            current = same_probe(entry["probe"], probe(problem, make_baseline(name, entry["lr"])))
+            rows.append({"kind": "rate", "problem": problem.spec, "optimizer": f"{name} (lr {entry['lr']:g})",
+                         "key": key, "file": Path(rates).name, "status": "current" if current else "stale",
+                         "seconds": None})
+    return rows
 
 
 def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 100,
