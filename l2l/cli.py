@@ -250,7 +250,8 @@ def cmd_cache(args):
         ck = load_checkpoint(path)
         for which in ("best", "last"):
             opt = optimizer_from(ck, which=which)
-            learned[fingerprint(opt)], where[fingerprint(opt)] = opt, path.relative_to(checkpoints_dir())
+            name = fingerprint(opt)
+            learned[name], where[name] = opt, path.relative_to(checkpoints_dir())
     rows = audit(results / "curves", results / "tuned_lr.json", learned)
     for r in rows:
         if r["status"] != "current" or args.all:

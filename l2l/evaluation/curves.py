@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from l2l.evaluation.stats import Curve
-from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tuned_rates
+from l2l.evaluation.tuning import LR_GRID, probe, rate_is_current, same_probe, tuned_rates
 from l2l.loop import run
 from l2l.optimizers import BASELINES, LABELS, NAG, SGD, Adam, QuasiNewton, RMSprop, describe, make_baseline
 from l2l.problems import derive_seed, make_problem
@@ -60,7 +60,7 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
     check = probe(test, opt) if file else None
     if file and file.exists() and not refresh:
         saved = json.loads(file.read_text())
-        if same_probe(saved.get("probe"), check) and saved.get("per_run"):
+        if cached_status(saved, check) == "current":
             return Curve(label, saved["mean"], saved["ci95"], lr, saved.get("per_run"), saved.get("cost"))
     started = time.perf_counter()
     task = test.sample(runs, derive_seed(seed, "test"), device)
@@ -71,6 +71,13 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
         atomic_write(file, json.dumps({"key": key, "probe": check, "mean": curve.mean, "ci95": curve.ci95,
                                        "per_run": curve.per_run, "cost": cost}))
     return curve
+
+
+def cached_status(saved: dict, check: list[float]) -> str:
+    """A cached curve against the current code's `probe` `check`: "current" (read back), "stale"
+    (the code computes something else) or "unpaired" (no per-run numbers: it cannot be paired)."""
+    return ("stale" if not same_probe(saved.get("probe"), check) else "unpaired" if not saved.get("per_run")
+            else "current")
 
 
 RULES = {cls.__name__: cls for cls in (SGD, NAG, RMSprop, Adam, QuasiNewton)}
@@ -106,17 +113,16 @@ def audit(folder: str | Path, rates: str | Path | None = None, learned=None) -> 
         saved = json.loads(file.read_text())
         spec, name = saved["key"].split("|")[:2]
         opt = learned.get(name) if name.startswith("learned-") else rule_from(name)
-        status = ("unknown" if opt is None else "stale" if not same_probe(saved.get("probe"), probe(make_problem(spec), opt))
-                  else "unpaired" if not saved.get("per_run") else "current")
+        status = "unknown" if opt is None else cached_status(saved, probe(make_problem(spec), opt))
         rows.append({"kind": "curve", "problem": spec, "optimizer": name, "key": saved["key"], "file": file.name,
                      "status": status, "seconds": (saved.get("cost") or {}).get("seconds")})
     stored = json.loads(Path(rates).read_text()) if rates and Path(rates).exists() else {}
     for key, entries in stored.items():
         problem = make_problem(key.split("|")[0])
         for name, entry in entries.items():
-            current = same_probe(entry["probe"], probe(problem, make_baseline(name, entry["lr"])))
             rows.append({"kind": "rate", "problem": problem.spec, "optimizer": f"{name} (lr {entry['lr']:g})",
-                         "key": key, "file": Path(rates).name, "status": "current" if current else "stale",
+                         "key": key, "file": Path(rates).name,
+                         "status": "current" if rate_is_current(problem, name, entry) else "stale",
                          "seconds": None})
     return rows
 

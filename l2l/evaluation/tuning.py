@@ -43,6 +43,11 @@ def probe(problem, opt) -> list[float]:
     return [float(f"{v:.7g}") for v in torch.cat([losses, sizes], 1).flatten().tolist()]
 
 
+def rate_is_current(problem, name: str, entry) -> bool:
+    """Whether a cached tuned rate ({"lr", "probe"}) still matches what the baseline computes."""
+    return isinstance(entry, dict) and same_probe(entry["probe"], probe(problem, make_baseline(name, entry["lr"])))
+
+
 def same_probe(stored, current, rtol: float = 1e-4) -> bool:
     """Whether a stored probe matches the current one (float rounding aside); none stored: no."""
     return (stored is not None and len(stored) == len(current)
@@ -81,7 +86,7 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", 
     found = {}
     for name in progress_bar(names, progress, desc=f"tuning on {problem.spec}"):
         entry = stored.get(name)
-        if isinstance(entry, dict) and same_probe(entry["probe"], probe(problem, make_baseline(name, entry["lr"]))):
+        if rate_is_current(problem, name, entry):
             found[name] = entry
         else:
             lr, _ = tune(problem, name, steps, runs, seed, device, grid)
