@@ -108,3 +108,19 @@ def test_the_sweep_figure_draws_each_trial_s_validation_and_the_reference():
     assert list(ax.get_lines()[1].get_ydata()) == [0.5, 2.3] and ax.get_lines()[2].get_linestyle() == "--"
     assert ax.get_yscale() == "log"
     plt.close("all")
+
+
+def test_validation_curves_of_several_trainings_share_one_log_axis_each_in_its_own_color():
+    import matplotlib.pyplot as plt
+
+    from l2l.book.plotting import COLORS, plot_validations
+
+    fig, ax = plt.subplots()
+    plot_validations({"LSTM": [[50, 0.4], [100, 0.35]], "LSTM-searched": [[50, 0.5], [100, 0.3]],
+                      "LSTM-10k": [[50, 0.6], [100, 0.3], [150, 0.25]]}, ax)
+    lines = ax.get_lines()
+    assert [l.get_label() for l in lines] == ["LSTM", "LSTM-searched", "LSTM-10k"]
+    assert list(lines[2].get_xdata()) == [50, 100, 150] and list(lines[2].get_ydata()) == [0.6, 0.3, 0.25]
+    assert lines[0].get_color() == COLORS["LSTM"] and len({l.get_color() for l in lines}) == 3
+    assert ax.get_yscale() == "log"
+    plt.close("all")

@@ -370,6 +370,14 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     assert missing[1].startswith("seed 2: not trained")
     found, missing = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
     assert list(found) == ["LSTM seed 1"] and missing == []
+    # another recipe's seeds (the search's winner at a longer budget): its own files, labels and commands
+    found, missing = presets.other_seeds("quadratic:dim=3", "book", (1,), tmp_path, label="LSTM-10k",
+                                         meta_lr=0.002, epochs=10)
+    assert found == {} and "--epochs 10" in missing[0] and "--meta-lr 0.002" in missing[0]
+    found, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3)
+    assert list(found) == ["LSTM-10k seed 1"]
+    assert presets.recipe_path(presets.train_config("quadratic:dim=3", "smoke", seed=1, epochs=3), "smoke",
+                               tmp_path).exists()
 
 
 def test_a_chapter_may_show_an_unfinished_training_as_it_stands_and_says_so(tmp_path):

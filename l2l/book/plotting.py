@@ -164,6 +164,19 @@ def plot_sweep(result: dict, ax=None, reference: tuple[str, list] | None = None)
     return ax
 
 
+def plot_validations(lines: dict[str, list], ax=None):
+    """Validation loss against epoch for trainings validated on the same functions: `lines` maps a
+    label to its [[epoch, validation], ...] (a checkpoint's history or a sweep row's `validation`),
+    each in the label's book color. Log y axis, as `plot_sweep`."""
+    ax = ax or plt.gca()
+    for label, shade in colors_for(list(lines)).items():
+        ax.plot(*zip(*lines[label]), "o-", ms=2, lw=1.3, color=shade, label=label)
+    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
 def plot_throughput(rows: list[dict], axes, title: str = ""):
     """Optimizee steps per second against runs batched per meta-update, a line per implementation
     and a panel per problem (`l2l.bench` rows; log-log)."""

@@ -42,11 +42,12 @@ PRESETS = {
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
                                sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600, sweep_trials=8,
+                               official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
                                chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
         "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
-                               long_steps=30, long_runs=2, remedy_epochs=2,
+                               long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
                                chen=dict(curriculum=(200,), imitation=1.0))},  # every epoch imitates
     },
     "cifar": {
@@ -184,20 +185,21 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
 
 
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
-                retrain: bool = False, compile: bool = False) -> tuple[dict, list[str]]:
-    """The chapter's recipe trained with other seeds, for the variance across meta-training:
-    ({"LSTM seed k": optimizer}, [a line per seed left out]). At book scale without `retrain`, a
-    seed whose checkpoint is missing or unfinished is left out rather than trained inside a chapter
-    (MNIST takes about an hour): `trained`."""
+                retrain: bool = False, compile: bool = False, label: str = "LSTM",
+                **overrides) -> tuple[dict, list[str]]:
+    """The chapter's recipe (with `overrides` of its fields) trained with other seeds, for the
+    variance across meta-training: ({"<label> seed k": optimizer}, [a line per seed left out]). At
+    book scale without `retrain`, a seed whose checkpoint is missing or unfinished is left out rather
+    than trained inside a chapter (MNIST takes about an hour): `trained`."""
     found, missing = {}, []
     for k in seeds:
-        recipe = train_config(spec, scale, seed=k)
+        recipe = train_config(spec, scale, seed=k, **overrides)
         path = recipe_path(recipe, scale, folder)
         opt, _, line = trained(recipe, path, scale, device, retrain, compile, command=command(recipe, scale, path))
         if opt is None:
             missing.append(f"seed {k}: {line}")
         else:
-            found[f"LSTM seed {k}"] = opt
+            found[f"{label} seed {k}"] = opt
     return found, missing
 
 
