@@ -158,8 +158,7 @@ def plot_sweep(result: dict, ax=None, reference: tuple[str, list] | None = None)
     if reference:
         label, points = reference
         ax.plot(*zip(*points), "--", color="k", lw=1.3, label=label)
-    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
-    ax.grid(True, which="major", alpha=0.3)
+    _validation_axes(ax)
     ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return ax
 
@@ -171,10 +170,15 @@ def plot_validations(lines: dict[str, list], ax=None):
     ax = ax or plt.gca()
     for label, shade in colors_for(list(lines)).items():
         ax.plot(*zip(*lines[label]), "o-", ms=2, lw=1.3, color=shade, label=label)
-    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
-    ax.grid(True, which="major", alpha=0.3)
+    _validation_axes(ax)
     ax.legend(frameon=False, fontsize="small")
     return ax
+
+
+def _validation_axes(ax):
+    """The axes of a validation-against-epoch figure: log loss, so a diverged training shows far above."""
+    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def plot_throughput(rows: list[dict], axes, title: str = ""):
