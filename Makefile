@@ -14,6 +14,8 @@ RETRAIN ?= 0
 RECOMPUTE ?= 0
 JOBS    ?= 1
 SMOKE   ?= .smoke
+# make test's chapters, two at a time (one thread each on a 2-core machine)
+SMOKE_JOBS ?= 2
 
 # Datasets: read from a local mirror when there is one (here: ../shared/data), else torchvision downloads.
 L2L_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data))
@@ -39,10 +41,10 @@ test: pytest smoke
 pytest: $(VENV)/.installed
 	$(PYTHON) -m pytest
 
-# every chapter at smoke scale into $(SMOKE)/, then a strict (warnings are errors) build of that copy
+# every chapter at smoke scale into $(SMOKE)/, SMOKE_JOBS at a time, then a strict (warnings are errors) build of that copy
 smoke: $(VENV)/.installed
 	rm -rf $(SMOKE)
-	$(PYTHON) -m l2l book --scale smoke --device $(DEVICE) --out $(SMOKE) --jobs $(JOBS) --build
+	$(PYTHON) -m l2l book --scale smoke --device $(DEVICE) --out $(SMOKE) --jobs $(SMOKE_JOBS) --build
 
 # rerun a chapter yourself: it reuses data/checkpoints and data/results exactly as `make book` does
 lab: $(VENV)/.installed

@@ -2,7 +2,7 @@
 
     python -m l2l train    --problem SPEC [--scale smoke|book] [--device cpu|cuda] [--out CKPT] [--force]
                            [recipe options: --epochs --meta-lr --seed --steps --unroll ...; see train -h]
-    python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [--population P] [--backend local|ray]
+    python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [--population P] [--backend local|ray] [--only 3,5]
                            [recipe options]
                            [--max-minutes M]
     python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
@@ -78,6 +78,14 @@ def _horizons(text: str) -> tuple[int, ...]:
     return horizons
 
 
+def _trials(text: str) -> list[int]:
+    """--only: trial numbers, e.g. 3,5."""
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give trial numbers, e.g. 3,5") from None
+
+
 CUDA_GRAPHS_HELP = "replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)"
 
 
@@ -151,7 +159,8 @@ def cmd_sweep(args):
     with _terminate_saves():
         result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
                        args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes,
-                       args.population, args.backend, train=not args.status, cuda_graphs=args.cuda_graphs)
+                       args.population, args.backend, train=not args.status, cuda_graphs=args.cuda_graphs,
+                       only=args.only)
     for r in result["rows"]:
         mark = " <- winner" if r["trial"] == result["winner"] else ""
         print(f"trial {r['trial']}: meta-lr {r['meta_lr']:g}, {r['epochs']} epochs"
@@ -367,6 +376,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--population", type=_positive(int), default=1,
                    help="trials trained at once in one process, the LSTM batched over them (default 1; pays "
                         "on a GPU and on small problems, not for MNIST on a CPU)")
+    w.add_argument("--only", type=_trials, help="train these trials alone (e.g. 3,5), so that two processes or "
+                   "machines share a sweep; the table still reads every trial")
     w.add_argument("--status", action="store_true",
                    help="train nothing: write and print the table from the trials' checkpoints as they are")
     w.add_argument("--backend", choices=("local", "ray"), default="local",

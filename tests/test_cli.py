@@ -142,6 +142,8 @@ def test_sweep_command_writes_its_table_and_trials_under_the_data_folder(tmp_pat
     assert sorted(p.name for p in (tmp_path / "checkpoints" / "sweeps").glob("*.pt")) == [
         "sweep-quadratic-dim3-0-smoke-trial0.pt", "sweep-quadratic-dim3-0-smoke-trial1.pt"]
     _fails(capsys, argv + ["--meta-lr", "0.01"], "a sweep draws the meta-learning rate")
+    _fails(capsys, argv + ["--only", "2"], "trial numbers from 0 to 1")
+    _fails(capsys, argv + ["--only", "1,x"], "give trial numbers")
 
 
 def test_cache_lists_what_executing_the_chapters_would_compute_again(tmp_path, monkeypatch, capsys):

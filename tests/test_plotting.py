@@ -124,3 +124,21 @@ def test_validation_curves_of_several_trainings_share_one_log_axis_each_in_its_o
     assert lines[0].get_color() == COLORS["LSTM"] and len({l.get_color() for l in lines}) == 3
     assert ax.get_yscale() == "log"
     plt.close("all")
+
+
+def test_log_axes_label_a_narrow_range_with_plain_numbers_and_a_wide_one_with_powers_of_ten():
+    """A validation axis from 1.55 to 2 reads 1.6, 1.8, 2 (not 1.6×10⁰); losses from 1e-8 to 1e3
+    keep their powers of ten."""
+    import matplotlib.pyplot as plt
+
+    from l2l.book.plotting import log_scale
+
+    fig, (narrow, wide) = plt.subplots(1, 2)
+    for ax, (low, high) in ((narrow, (1.55, 2.0)), (wide, (1e-8, 1e3))):
+        ax.plot([0, 1], [low, high])
+        log_scale(ax)
+    fig.canvas.draw()
+    labels = lambda ax: [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert set(labels(narrow)) >= {"1.6", "2"} and all("$" not in t for t in labels(narrow))
+    assert labels(wide) and all("10^" in t for t in labels(wide)), labels(wide)
+    plt.close("all")

@@ -12,7 +12,7 @@ from l2l.errors import UserError
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.optimizers.population import Population
 from l2l.problems import make_problem, stack_tasks
-from l2l.training import TrainConfig, draw_trials, load_checkpoint, meta_train, sweep, unroll
+from l2l.training import TrainConfig, draw_trials, load_checkpoint, meta_train, sweep, trial_path, unroll
 from l2l.training.population import check_population, train_population
 
 SMALL = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
@@ -133,6 +133,21 @@ def test_a_sweep_in_populations_is_the_sweep_one_by_one(tmp_path):
         assert (a["trial"], a["meta_lr"], a["best_epoch"]) == (b["trial"], b["meta_lr"], b["best_epoch"])
         assert a["best_val"] == pytest.approx(b["best_val"], rel=1e-4)
     assert [r["population"] for r in two["rows"]] == [2, 2, 1]
+
+
+def test_two_processes_share_a_sweep_by_trial_numbers(tmp_path):
+    whole = sweep(SMALL, 3, tmp_path / "a", tmp_path / "a.json", progress=False)
+    folder, table = tmp_path / "b", tmp_path / "b.json"
+    part = sweep(SMALL, 3, folder, table, progress=False, only=[2])
+    assert [r["trial"] for r in part["rows"]] == [2] and not part["complete"]
+    assert sorted(p.name for p in folder.glob("*.pt")) == [trial_path(folder, table, 2).name] == ["b-trial2.pt"]
+    shared = sweep(SMALL, 3, folder, table, progress=False, only=[1, 0])  # the rest; trial 2 is read, not trained
+    assert shared["complete"] and shared["winner"] == whole["winner"]
+    for a, b in zip(whole["rows"], shared["rows"], strict=True):
+        assert (a["trial"], a["meta_lr"], a["best_epoch"], a["best_val"]) == \
+            (b["trial"], b["meta_lr"], b["best_epoch"], b["best_val"])
+    with pytest.raises(UserError, match="trial numbers from 0 to 2"):
+        sweep(SMALL, 3, folder, table, progress=False, only=[3])
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -134,7 +134,7 @@ def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint(tmp_path):
     from l2l.cli import _recipe, parser
     from l2l.errors import UserError
     from l2l.optimizers import LSTMConfig, SharingConfig
-    from l2l.runtime import checkpoints_dir
+    from l2l.runtime import checkpoints_dir, repository
 
     recipes = [("book", train_config("mnist", curriculum=(200, 500, 1000), imitation=0.3, teacher_lr=2.0**-9)),
                ("smoke", train_config("mnist", "smoke", seed=2, clip=None, meta_lr=0.0023456789)),
@@ -143,14 +143,17 @@ def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint(tmp_path):
                ("book", train_config("mnist", seed=1, imitation=0.3, teacher_lr=0.03125)),
                ("book", train_config("mnist"))]
     for scale, recipe in recipes:
-        for out in (None, tmp_path / "elsewhere.pt"):
+        for out in (None, tmp_path / "elsewhere.pt", repository() / "data" / "checkpoints" / "sweeps" / "t.pt"):
             line = command(recipe, scale, out)
             assert line.startswith("python -m l2l train ") and line.endswith(" --compile")
             args = parser().parse_args(shlex.split(line)[3:])
             assert _recipe(args) == recipe, line
             assert args.scale == scale
-            written = Path(args.out) if args.out else recipe_path(_recipe(args), args.scale)  # as cmd_train does
+            # as cmd_train does, run from the project's folder
+            written = repository() / args.out if args.out else recipe_path(_recipe(args), args.scale)
             assert written == (out or checkpoints_dir() / recipe_path(recipe, scale).name), line
+            if out is not None and out.name == "t.pt":  # inside the project: as a reader types it there
+                assert " --out data/checkpoints/sweeps/t.pt " in line
     assert command(recipes[-1][1]) == "python -m l2l train --problem mnist --compile"
     assert recipe_path(recipes[0][1]).name == "mnist-curriculum200x500x1000-imitation0.3-teacherlr0.00195312.pt"
     assert recipe_path(recipes[4][1], folder=tmp_path) == tmp_path / "mnist-seed1-imitation0.3-teacherlr0.03125.pt"

@@ -9,6 +9,7 @@ import re
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogFormatterSciNotation
 
 from l2l.evaluation import Curve
 
@@ -95,7 +96,7 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
             near = ~shown | np.r_[~shown[1:], False] | np.r_[False, ~shown[:-1]]
             ax.plot(steps, np.where(near, hi, np.nan), color=colors[label], lw=0.9, ls=":")
     if log:
-        ax.set_yscale("log")
+        log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss" + (" (log scale)" if log else ""))
     if title:
@@ -126,11 +127,11 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
             ax.axvline(h["epoch"], color="k", lw=0.8, ls=":")
             ax.annotate(f"trains on {h['advanced_to']}", (h["epoch"], 1), xycoords=("data", "axes fraction"),
                         xytext=(3, -3), textcoords="offset points", va="top", fontsize="x-small")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("epoch")
     twin = ax.twinx()
     twin.plot(epochs, [h["train"] for h in history], color="0.5", alpha=0.7, label="training meta-loss")
-    twin.set_yscale("log")
+    log_scale(twin)
     if ylabels in ("both", "left"):
         ax.set_ylabel("validation loss at the last step")
     if ylabels in ("both", "right"):
@@ -177,8 +178,26 @@ def plot_validations(lines: dict[str, list], ax=None):
 
 def _validation_axes(ax):
     """The axes of a validation-against-epoch figure: log loss, so a diverged training shows far above."""
-    ax.set(yscale="log", xlabel="epoch", ylabel="validation loss at the last step")
+    log_scale(ax)
+    ax.set(xlabel="epoch", ylabel="validation loss at the last step")
     ax.grid(True, which="major", alpha=0.3)
+
+
+class _LogLabels(LogFormatterSciNotation):
+    """Log-axis tick labels: plain numbers (0.3, 1.6, 20) on an axis within [1e-3, 1e4], where a
+    power of ten (1.6×10⁰) reads worse; powers of ten beyond."""
+
+    def __call__(self, x, pos=None):
+        label = super().__call__(x, pos)
+        low, high = sorted(self.axis.get_view_interval())
+        return f"{x:g}" if label and 1e-3 <= low and high <= 1e4 else label
+
+
+def log_scale(ax):
+    """A log y axis on `ax`, its ticks labelled by `_LogLabels`."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_LogLabels())
+    ax.yaxis.set_minor_formatter(_LogLabels(labelOnlyBase=False))
 
 
 def plot_throughput(rows: list[dict], axes, title: str = ""):

@@ -14,7 +14,7 @@ from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
-from l2l.runtime import checkpoints_dir, results_dir
+from l2l.runtime import checkpoints_dir, repository, results_dir
 from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from
 from l2l.training.config import flat_recipe
 
@@ -123,15 +123,21 @@ SHARING_OPTIONS = ("gac", "memory")
 def command(config: TrainConfig, scale: str = "book", out: str | Path | None = None, compile: bool = True) -> str:
     """The `python -m l2l train` call that makes (or continues) `config`, with one option per field
     in which it differs from the scale's preset. Its checkpoint is the CLI's default,
-    `recipe_path(config, scale)`, unless `out` names another file."""
+    `recipe_path(config, scale)`, unless `out` names another file, shown relative to the project's
+    folder when inside it (the book's commands run there)."""
     changes = _changes(config, train_config(config.problem, scale))
     missing = [k for k in changes if k not in RECIPE_OPTIONS + ARCHITECTURE_OPTIONS + SHARING_OPTIONS]
     if missing:
         raise UserError(f"`python -m l2l train` has no option for {', '.join(missing)}")
     options = "".join(f" --{k.replace('_', '-')} {_value(v, ',', repr)}" for k, v in changes.items())
-    where = "" if out is None or Path(out) == recipe_path(config, scale) else f" --out {out}"
+    where = "" if out is None or Path(out) == recipe_path(config, scale) else f" --out {_from_project(out)}"
     return (f"python -m l2l train --problem {config.problem}" + ("" if scale == "book" else f" --scale {scale}")
             + options + where + (" --compile" if compile else ""))
+
+
+def _from_project(path: str | Path) -> Path:
+    root, path = repository(), Path(path).resolve()
+    return path.relative_to(root) if root and path.is_relative_to(root) else path
 
 
 def recipe_path(config: TrainConfig, scale: str = "book", folder: str | Path | None = None) -> Path:

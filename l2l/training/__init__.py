@@ -7,8 +7,8 @@ from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkp
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import load_or_train, meta_train, validate
 from l2l.training.population import train_population
-from l2l.training.sweep import draw_trials, sweep
+from l2l.training.sweep import draw_trials, sweep, trial_path
 from l2l.training.unroll import GraphedUnroll, meta_updates, train_epoch, truncate, unroll
 
 __all__ = ["load_checkpoint", "optimizer_from", "save_checkpoint", "TrainConfig", "load_or_train",
-           "meta_train", "validate", "train_population", "draw_trials", "sweep", "GraphedUnroll", "meta_updates", "train_epoch", "truncate", "unroll"]
+           "meta_train", "validate", "train_population", "draw_trials", "sweep", "trial_path", "GraphedUnroll", "meta_updates", "train_epoch", "truncate", "unroll"]

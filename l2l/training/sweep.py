@@ -42,15 +42,22 @@ def draw_trials(config: TrainConfig, trials: int, low: float = 1e-4, high: float
             for x in u]
 
 
+def trial_path(folder: str | Path, table: str | Path, k: int) -> Path:
+    """Where a sweep keeps trial `k`'s checkpoint: `<folder>/<table's name>-trial<k>.pt`."""
+    return Path(folder) / f"{Path(table).stem}-trial{k}.pt"
+
+
 def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Path, low: float = 1e-4,
           high: float = 1e-2, seed: int = 0, device: str = "cpu", compile: bool = False,
           progress: bool = True, max_minutes: float | None = None, population: int = 1,
-          backend: str = "local", train: bool = True, cuda_graphs: bool | None = None) -> dict:
+          backend: str = "local", train: bool = True, cuda_graphs: bool | None = None,
+          only: list[int] | None = None) -> dict:
     """Meta-train every trial (resuming unfinished ones) into `folder`, `population` at a time,
     then write the sweep's table to `table` (JSON): each trial's recipe, checkpoint, validation
     curve, best validation loss and wall time, and the winner (lowest best validation loss). With
     `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
-    continues. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
+    continues. `only` (trial numbers) trains those trials alone, so that two processes or machines
+    can share a sweep; the table still reads every trial's checkpoint. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
     runs as many at once as its cluster has room for; the trials, files and table are the same
     (`max_minutes` then limits each population). `cuda_graphs`: as for `meta_train` (default: on a
     GPU). The table is read from the trials' checkpoints,
@@ -60,10 +67,13 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     if config.curriculum:  # its trials would end at different horizons: their validations would not compare
         raise UserError("a sweep compares trials at one horizon: leave the curriculum out of its recipe")
     check_choice("backend", backend, ("local", "ray"))
-    folder, name = Path(folder), Path(table).stem  # trial k's checkpoint: <folder>/<table's name>-trial<k>.pt
+    chosen = list(range(trials)) if only is None else sorted(set(only))
+    if not chosen or not all(0 <= k < trials for k in chosen):
+        raise UserError(f"only: trial numbers from 0 to {trials - 1}, got {only}")
     configs = draw_trials(config, trials, low, high, seed)
-    paths = [folder / f"{name}-trial{k}.pt" for k in range(trials)]
-    groups = [list(range(k, min(k + population, trials))) for k in range(0, trials, population)]
+    paths = [trial_path(folder, table, k) for k in range(trials)]
+    name = Path(table).stem
+    groups = [chosen[i:i + population] for i in range(0, len(chosen), population)]
     try:
         if train and backend == "ray":
             from l2l.training.ray_sweep import run_groups
