@@ -3,7 +3,7 @@
 #   make book [SCALE=book] [DEVICE=cpu|cuda] [RETRAIN=1 | RECOMPUTE=1] [JOBS=1]   (JOBS chapters at once)
 #     default: reuse data/ (checkpoints, tuned rates, test curves); RECOMPUTE=1 tunes and tests again
 #     with the committed optimizers; RETRAIN=1 meta-trains them again too
-#   make test
+#   make test   [SMOKE_JOBS=2]   (its smoke-scale chapters, SMOKE_JOBS at a time)
 #   make lab     (JupyterLab on the chapter sources in notebooks/, with the project's kernel)
 
 VENV    ?= .venv

@@ -146,16 +146,14 @@ def cmd_train(args):
 
 
 def cmd_sweep(args):
-    from l2l.book.presets import results_path
-    from l2l.problems import make_problem
+    from l2l.book.presets import sweep_path
     from l2l.runtime import checkpoints_dir
     from l2l.training.sweep import sweep
 
     config = _recipe(args)
     if "meta_lr" in vars(args):
         raise UserError("a sweep draws the meta-learning rate: give --low and --high instead of --meta-lr")
-    name = f"sweep-{make_problem(args.problem).slug}-{args.sweep_seed}"
-    table = results_path(args.problem, args.scale, name=name)  # its trials: checkpoints/sweeps/<name>-trial<k>.pt
+    table = sweep_path(args.problem, args.scale, seed=args.sweep_seed)  # its trials in checkpoints/sweeps/
     with _terminate_saves():
         result = sweep(config, args.trials, checkpoints_dir() / "sweeps", table, args.low, args.high,
                        args.sweep_seed, args.device, args.compile, not args.no_progress, args.max_minutes,

@@ -8,7 +8,7 @@
   two processes writing the same file never interleave.
 * `locked`: a lock across processes (chapters executed in parallel) around a read-modify-write
   of a shared file, such as the tuned learning rates' JSON, or around training a checkpoint that
-  another chapter may be training too.
+  another chapter may be training too; with `wait=False` it raises `Busy` instead of waiting.
 * `one_thread`: a block computed on one CPU thread, so its float rounding does not depend on how
   many threads the caller has (a cache's `probe`).
 * `progress` bars and a one-line `hardware` description for the chapters' records.
@@ -84,6 +84,10 @@ def atomic_write(path: str | Path, content: str | bytes | Callable[[IO[bytes]], 
     return path
 
 
+class Busy(RuntimeError):
+    """`locked(path, wait=False)`: another process holds `path`'s lock."""
+
+
 _held: dict[tuple[int, Path], int] = {}  # (thread, lock file): how deep this thread holds it
 
 
@@ -94,14 +98,15 @@ def lock_path(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path) -> Iterator[Path]:
+def locked(path: str | Path, wait: bool = True) -> Iterator[Path]:
     """Hold an exclusive lock on `path` across processes for the `with` block; yields `path`.
 
     The lock is `fcntl.flock` on `lock_path(path)` (created with its folder, never removed), so
-    it waits while another process holds it and is released when the block ends or the process
-    dies. Reentrant within a thread: a nested `locked(path)` does not wait on itself. The lock
-    guards nothing by itself: every reader-modifier-writer of `path` must take it, and must read
-    `path` again inside it (what was read before may be stale), e.g.
+    it waits while another process holds it (or, with `wait=False`, raises `Busy`) and is
+    released when the block ends or the process dies. Reentrant within a thread: a nested
+    `locked(path)` does not wait on itself. The lock guards nothing by itself: every
+    reader-modifier-writer of `path` must take it, and must read `path` again inside it (what was
+    read before may be stale), e.g.
 
         with locked(cache):
             store = json.loads(cache.read_text()) if cache.exists() else {}
@@ -118,13 +123,25 @@ def locked(path: str | Path) -> Iterator[Path]:
         return
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(str(path)) from None
         _held[key] = 1
         try:
             yield Path(path)
         finally:
             _held.pop(key, None)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def in_use(path: str | Path) -> bool:
+    """Whether another process (or thread) holds `path`'s lock (`locked`) right now."""
+    try:
+        with locked(path, wait=False):
+            return False
+    except Busy:
+        return True
 
 
 @contextlib.contextmanager

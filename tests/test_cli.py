@@ -77,7 +77,7 @@ def test_default_files_name_every_override_and_nothing_finished_is_overwritten(t
     main(base)
     main(base + ["--seed", "3"])
     main(base + ["--meta-lr", "0.01", "--preprocess", "none", "--clip", "none"])
-    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert names == ["quadratic-dim3-epochs2-metalr0.01-smoke.pt", "quadratic-dim3-epochs2-seed3-smoke.pt",
                      "quadratic-dim3-epochs2-smoke.pt"], names
     first = tmp_path / "checkpoints" / "quadratic-dim3-epochs2-smoke.pt"

@@ -234,3 +234,39 @@ def test_a_sweeps_table_comes_from_its_checkpoints_even_when_nothing_trains(tmp_
     assert [(r["trial"], r["epochs"], r["finished"]) for r in status["rows"]] == [(1, 2, False)]
     done = sweep(SMALL, 3, folder, table, progress=False)
     assert sweep(SMALL, 3, folder, table, progress=False, train=False) == done and done["complete"]
+
+
+def test_a_checkpoint_that_another_process_is_training_is_not_trained_twice(tmp_path):
+    """Two shells that would train one checkpoint at once: the second fails at once with a clear
+    error (meta_train, a population) or, in a sweep, leaves that trial alone and trains the rest."""
+    import threading
+
+    from l2l.runtime import in_use, locked
+    from l2l.training import train_population
+
+    folder, table = tmp_path / "trials", tmp_path / "s.json"
+    busy = trial_path(folder, table, 1)
+    held, release = threading.Event(), threading.Event()
+
+    def other_process():  # a flock on its own file description: to this thread, another holder
+        with locked(busy):
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    held.wait()
+    try:
+        assert in_use(busy) and not in_use(trial_path(folder, table, 0))
+        with pytest.raises(UserError, match="another process is training .*s-trial1.pt"):
+            meta_train(SMALL, busy, progress=False)
+        with pytest.raises(UserError, match="another process is training"):
+            train_population([SMALL, SMALL], [tmp_path / "free.pt", busy], progress=False)
+        result = sweep(SMALL, 2, folder, table, progress=False)
+        assert [r["trial"] for r in result["rows"]] == [0] and not busy.exists()
+        assert not (tmp_path / "free.pt").exists()  # the population never started
+    finally:
+        release.set()
+        holder.join()
+    assert not in_use(busy)
+    assert [r["trial"] for r in sweep(SMALL, 2, folder, table, progress=False)["rows"]] == [0, 1]

@@ -23,4 +23,4 @@ def test_a_ray_sweep_is_the_local_sweep(tmp_path):
         assert (a["trial"], a["meta_lr"], a["best_epoch"], a["population"]) == (
             b["trial"], b["meta_lr"], b["best_epoch"], b["population"])
         assert a["best_val"] == pytest.approx(b["best_val"], rel=1e-4)
-    assert sorted(p.name for p in (tmp_path / "there").iterdir()) == [f"there-trial{k}.pt" for k in range(3)]
+    assert sorted(p.name for p in (tmp_path / "there").glob("*.pt")) == [f"there-trial{k}.pt" for k in range(3)]

@@ -166,6 +166,12 @@ def results_path(spec: str, scale: str = "book", folder: str | Path | None = Non
     return Path(folder or results_dir()) / (f"{stem}.json" if scale == "book" else f"{stem}-{scale}.json")
 
 
+def sweep_path(spec: str, scale: str = "book", folder: str | Path | None = None, seed: int = 0) -> Path:
+    """The table of `python -m l2l sweep --problem <spec> --sweep-seed <seed>` (its trials'
+    checkpoints: `l2l.training.trial_path`)."""
+    return results_path(spec, scale, folder, name=f"sweep-{make_problem(spec).slug}-{seed}")
+
+
 def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", retrain: bool = False,
             compile: bool = False, partial: bool = False, command: str = "") -> tuple:
     """A recipe's trained optimizer for a chapter: (optimizer or None, checkpoint or None, a line on

@@ -9,12 +9,14 @@ needed to resume.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -22,7 +24,7 @@ from l2l.errors import UserError
 from l2l.loop import run
 from l2l.optimizers import Adam, LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
-from l2l.runtime import hardware, locked, progress as progress_bar
+from l2l.runtime import Busy, hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
 from l2l.training.config import TrainConfig, flat_recipe
 from l2l.training.unroll import GraphedUnroll, train_epoch
@@ -268,38 +270,54 @@ def meta_train(
         The checkpoint: config, epoch, last and best weights, meta-optimizer state, history.
     """
     check_minutes(max_minutes)
-    problem = make_problem(config.problem)
-    trial = Trial(config, path, device, fresh, compile)
-    if trial.done:  # finished already: nothing to train, nothing to rewrite
-        return trial.ck
+    with training([path]):  # the lock is released however training ends
+        problem = make_problem(config.problem)
+        trial = Trial(config, path, device, fresh, compile)
+        if trial.done:  # finished already: nothing to train, nothing to rewrite
+            return trial.ck
 
-    on_gpu = torch.device(device).type == "cuda"
-    if cuda_graphs is None:
-        cuda_graphs = on_gpu and type(trial.opt) is LSTMOptimizer and not config.imitation
-    if cuda_graphs and config.imitation:  # imitation's own Adam would replace the gradients the graph writes
-        raise UserError("CUDA graphs and imitation do not combine: train with --no-cuda-graphs")
-    if cuda_graphs and not on_gpu:
-        raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
-    graphed = None  # captured once, on a task of its own stream, and replayed for every epoch
-    if cuda_graphs:
-        capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
-        graphed = GraphedUnroll(trial.opt, capture, config)
-    trial.begin()
-    bar = progress_bar(range(trial.epoch, config.epochs), progress, initial=trial.epoch,
-                       total=config.epochs, desc=f"meta-train {problem.spec}")
-    try:
-        for _ in bar:
-            postfix = trial.record(trial.epoch_loss(trial.task(problem), graphed))
-            if postfix:
-                bar.set_postfix(postfix)
-            if trial.done or (stop_after and trial.epoch >= stop_after) or out_of_time(trial.start, max_minutes):
-                break
-    except KeyboardInterrupt:
-        trial.interrupted()
-        raise
-    bar.close()
-    trial.save()
-    return trial.safe
+        on_gpu = torch.device(device).type == "cuda"
+        if cuda_graphs is None:
+            cuda_graphs = on_gpu and type(trial.opt) is LSTMOptimizer and not config.imitation
+        if cuda_graphs and config.imitation:  # imitation's own Adam would replace the gradients the graph writes
+            raise UserError("CUDA graphs and imitation do not combine: train with --no-cuda-graphs")
+        if cuda_graphs and not on_gpu:
+            raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
+        graphed = None  # captured once, on a task of its own stream, and replayed for every epoch
+        if cuda_graphs:
+            capture = problem.sample(config.runs, derive_seed(config.seed, "capture"), device)
+            graphed = GraphedUnroll(trial.opt, capture, config)
+        trial.begin()
+        bar = progress_bar(range(trial.epoch, config.epochs), progress, initial=trial.epoch,
+                           total=config.epochs, desc=f"meta-train {problem.spec}")
+        try:
+            for _ in bar:
+                postfix = trial.record(trial.epoch_loss(trial.task(problem), graphed))
+                if postfix:
+                    bar.set_postfix(postfix)
+                if trial.done or (stop_after and trial.epoch >= stop_after) or out_of_time(trial.start, max_minutes):
+                    break
+        except KeyboardInterrupt:
+            trial.interrupted()
+            raise
+        bar.close()
+        trial.save()
+        return trial.safe
+
+
+@contextlib.contextmanager
+def training(paths: list[str | Path | None]) -> Iterator[None]:
+    """Hold the locks of the checkpoints being trained for the `with` block: a second process that
+    would train one of them at the same time (a second shell, a sweep's overlapping `--only`)
+    fails at once instead of doing the work twice and overwriting the first one's checkpoints.
+    `load_or_train` holds the same lock and waits for it (chapters executed in parallel)."""
+    with contextlib.ExitStack() as stack:
+        for path in filter(None, paths):
+            try:
+                stack.enter_context(locked(path, wait=False))
+            except Busy:
+                raise UserError(f"another process is training {path}: let it finish (or stop it) first") from None
+        yield
 
 
 def check_minutes(max_minutes: float | None):

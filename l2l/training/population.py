@@ -24,7 +24,7 @@ from l2l.optimizers.population import Population
 from l2l.problems import Task, derive_seed, make_problem, stack_tasks
 from l2l.runtime import progress as progress_bar
 from l2l.training.config import TrainConfig
-from l2l.training.meta_train import Trial, check_minutes, meta_train, out_of_time
+from l2l.training.meta_train import Trial, check_minutes, meta_train, out_of_time, training
 from l2l.training.unroll import GraphedUnroll, copy_into, truncate, unroll
 
 
@@ -147,44 +147,45 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
     cuda_graphs = on_gpu if cuda_graphs is None else cuda_graphs
     if cuda_graphs and not on_gpu:
         raise UserError(f"CUDA graphs need a CUDA device, not {device!r}")
-    problem = make_problem(configs[0].problem)
-    trials = [Trial(c, p, device, fresh, compile) for c, p in zip(configs, paths)]
-    if any(type(t.opt) is not LSTMOptimizer for t in trials):
-        raise UserError("a population trains plain coordinatewise LSTMs (groups=1, no information sharing)")
-    total = sum(c.epochs for c in configs)
-    bar = progress_bar(None, progress, initial=sum(t.epoch for t in trials), total=total,
-                       desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
-    for trial in trials:
-        trial.begin()
-    members, pop, graphed = None, None, None
-    try:
-        while True:
-            active = [t for t in trials if not t.done]
-            if not active:
-                break
-            if active != members:  # the first epoch, or a trial has finished: a population of those left
-                members, pop = active, Population([t.opt for t in active], compile=compile)
-                if cuda_graphs:
-                    capture = stack_tasks([problem.sample(t.config.runs, derive_seed(t.config.seed, "capture"), device)
-                                           for t in active])
-                    graphed = GraphedPopulation(pop, capture, [t.config for t in active])
-            task = stack_tasks([t.task(problem) for t in active])
-            losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active], graphed)
-            for trial, loss in zip(active, losses):
-                postfix = trial.record(loss, population=len(active))
-                if postfix and len(trials) == 1:
-                    bar.set_postfix(postfix)
-            bar.update(len(active))
-            if out_of_time(trials[0].start, max_minutes):
-                break
-    except KeyboardInterrupt:
+    with training(paths):  # each trial's lock, released however training ends
+        problem = make_problem(configs[0].problem)
+        trials = [Trial(c, p, device, fresh, compile) for c, p in zip(configs, paths)]
+        if any(type(t.opt) is not LSTMOptimizer for t in trials):
+            raise UserError("a population trains plain coordinatewise LSTMs (groups=1, no information sharing)")
+        total = sum(c.epochs for c in configs)
+        bar = progress_bar(None, progress, initial=sum(t.epoch for t in trials), total=total,
+                           desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
         for trial in trials:
-            trial.interrupted()
-        raise
-    bar.close()
-    for trial in trials:
-        trial.save()
-    return [t.safe for t in trials]
+            trial.begin()
+        members, pop, graphed = None, None, None
+        try:
+            while True:
+                active = [t for t in trials if not t.done]
+                if not active:
+                    break
+                if active != members:  # the first epoch, or a trial has finished: a population of those left
+                    members, pop = active, Population([t.opt for t in active], compile=compile)
+                    if cuda_graphs:
+                        capture = stack_tasks([problem.sample(t.config.runs, derive_seed(t.config.seed, "capture"),
+                                                              device) for t in active])
+                        graphed = GraphedPopulation(pop, capture, [t.config for t in active])
+                task = stack_tasks([t.task(problem) for t in active])
+                losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active], graphed)
+                for trial, loss in zip(active, losses):
+                    postfix = trial.record(loss, population=len(active))
+                    if postfix and len(trials) == 1:
+                        bar.set_postfix(postfix)
+                bar.update(len(active))
+                if out_of_time(trials[0].start, max_minutes):
+                    break
+        except KeyboardInterrupt:
+            for trial in trials:
+                trial.interrupted()
+            raise
+        bar.close()
+        for trial in trials:
+            trial.save()
+        return [t.safe for t in trials]
 
 
 def train_group(configs: list[TrainConfig], paths: list[Path], device: str = "cpu", compile: bool = False,

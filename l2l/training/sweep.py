@@ -21,7 +21,7 @@ import torch
 from l2l.errors import UserError
 from l2l.problems import derive_seed
 from l2l.problems.base import check_choice, generator
-from l2l.runtime import atomic_write, progress as progress_bar
+from l2l.runtime import atomic_write, in_use, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import finished
@@ -52,16 +52,18 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
           progress: bool = True, max_minutes: float | None = None, population: int = 1,
           backend: str = "local", train: bool = True, cuda_graphs: bool | None = None,
           only: list[int] | None = None) -> dict:
-    """Meta-train every trial (resuming unfinished ones) into `folder`, `population` at a time,
-    then write the sweep's table to `table` (JSON): each trial's recipe, checkpoint, validation
-    curve, best validation loss and wall time, and the winner (lowest best validation loss). With
-    `max_minutes`, stops once that much time has passed (each trial checkpointed): the same call
-    continues. `only` (trial numbers) trains those trials alone, so that two processes or machines
-    can share a sweep; the table still reads every trial's checkpoint. `backend="ray"` hands each population to Ray Tune (`l2l.training.ray_sweep`), which
-    runs as many at once as its cluster has room for; the trials, files and table are the same
-    (`max_minutes` then limits each population). `cuda_graphs`: as for `meta_train` (default: on a
-    GPU). The table is read from the trials' checkpoints,
-    and written even when training is interrupted; `train=False` only writes it. Returns the table."""
+    """Meta-train every trial (resuming unfinished ones; with `only`, the trials it names) into
+    `folder`, `population` at a time, then write the sweep's table to `table` (JSON): each trial's
+    recipe, checkpoint, validation curve, best validation loss and wall time, and the winner
+    (lowest best validation loss). With `max_minutes`, stops once that much time has passed (each
+    trial checkpointed): the same call continues. `only` lets two processes or machines share a
+    sweep; a trial another process is training is left alone (its checkpoint's lock, `training`),
+    and the table still reads every trial's checkpoint. `backend="ray"` hands each population to
+    Ray Tune (`l2l.training.ray_sweep`), which runs as many at once as its cluster has room for;
+    the trials, files and table are the same (`max_minutes` then limits each population).
+    `cuda_graphs`: as for `meta_train` (default: on a GPU). The table is read from the trials'
+    checkpoints, and written even when training is interrupted; `train=False` only writes it.
+    Returns the table."""
     if population < 1:
         raise UserError(f"population must be positive, got {population}")
     if config.curriculum:  # its trials would end at different horizons: their validations would not compare
@@ -69,10 +71,15 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     check_choice("backend", backend, ("local", "ray"))
     chosen = list(range(trials)) if only is None else sorted(set(only))
     if not chosen or not all(0 <= k < trials for k in chosen):
-        raise UserError(f"only: trial numbers from 0 to {trials - 1}, got {only}")
+        raise UserError(f"--only: trial numbers from 0 to {trials - 1}, got {only}")
     configs = draw_trials(config, trials, low, high, seed)
     paths = [trial_path(folder, table, k) for k in range(trials)]
     name = Path(table).stem
+    if train:
+        busy = [k for k in chosen if in_use(paths[k])]
+        for k in busy:
+            print(f"trial {k}: another process is training it ({paths[k].name}); this sweep leaves it alone")
+        chosen = [k for k in chosen if k not in busy]
     groups = [chosen[i:i + population] for i in range(0, len(chosen), population)]
     try:
         if train and backend == "ray":
