@@ -68,22 +68,17 @@ def _baselines(text: str) -> list[str]:
     return names
 
 
-def _horizons(text: str) -> tuple[int, ...]:
-    try:
-        horizons = tuple(int(h) for h in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give horizons as positive integers, e.g. 200,500,1000") from None
-    if min(horizons) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: horizons must be positive")
-    return horizons
-
-
-def _trials(text: str) -> list[int]:
-    """--only: trial numbers, e.g. 3,5."""
-    try:
-        return [int(k) for k in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give trial numbers, e.g. 3,5") from None
+def _integers(what: str, example: str, least: int):
+    """A comma-separated list of integers, each at least `least` (--curriculum, --only)."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {what} as integers, e.g. {example}") from None
+        if min(values) < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what} must be at least {least}")
+        return values
+    return parse
 
 
 CUDA_GRAPHS_HELP = "replay each unroll as one CUDA graph (default: on a GPU, for the plain LSTM)"
@@ -317,7 +312,8 @@ def _recipe_options(t):
     recipe.add_argument("--eval-runs", type=_positive(int), help="validation functions")
     recipe.add_argument("--patience", type=_optional(_positive(int)),
                         help="stop after this many validations without a new best (default: train every epoch)")
-    recipe.add_argument("--curriculum", type=_horizons, help="longer horizons after --steps, e.g. 200,500,1000: "
+    recipe.add_argument("--curriculum", type=_integers("horizons", "200,500,1000", least=1),
+                        help="longer horizons after --steps, e.g. 200,500,1000: "
                         "train at one, validate at the next, move on when that stops improving (Chen et al. 2020)")
     recipe.add_argument("--imitation", type=float, help="fraction of epochs that imitate a tuned Adam "
                         "(Chen et al. 2020); needs --teacher-lr")
@@ -374,7 +370,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--population", type=_positive(int), default=1,
                    help="trials trained at once in one process, the LSTM batched over them (default 1; pays "
                         "on a GPU and on small problems, not for MNIST on a CPU)")
-    w.add_argument("--only", type=_trials, help="train these trials alone (e.g. 3,5), so that two processes or "
+    w.add_argument("--only", type=_integers("trial numbers", "3,5", least=0),
+                   help="train these trials alone (e.g. 3,5), so that two processes or "
                    "machines share a sweep; the table still reads every trial")
     w.add_argument("--status", action="store_true",
                    help="train nothing: write and print the table from the trials' checkpoints as they are")

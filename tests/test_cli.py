@@ -31,6 +31,9 @@ def test_bad_scale_baseline_device_and_counts(capsys):
     _fails(capsys, ["evaluate", "--problem", "quadratic", "--steps", "0", "--json", "x"],
            "argument --steps: must be positive")
     _fails(capsys, ["train", "--problem", "quadratic", "--max-minutes", "0"], "argument --max-minutes: must be positive")
+    _fails(capsys, ["train", "--problem", "quadratic", "--curriculum", "200,x"], "give horizons as integers, e.g. 200")
+    _fails(capsys, ["train", "--problem", "quadratic", "--curriculum", "200,0"], "horizons must be at least 1")
+    _fails(capsys, ["sweep", "--problem", "quadratic", "--only", "-1"], "trial numbers must be at least 0")
 
 
 def test_missing_checkpoint_says_how_to_make_one(capsys, tmp_path):
