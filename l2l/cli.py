@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -356,7 +357,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                      help=CUDA_GRAPHS_HELP)
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar: a line per validation instead (for a background run's log)")
     t.set_defaults(func=cmd_train)
 
     w = sub.add_parser("sweep", help="random search over the meta-learning rate (the paper's protocol), "
@@ -384,7 +386,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
     w.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help=CUDA_GRAPHS_HELP)
-    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: a line per validation instead (for a background run's log)")
     w.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")
@@ -439,6 +442,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
+    if getattr(args, "no_progress", False):  # instead of a bar, a line per validation (background runs' logs)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                            stream=sys.stdout)
     try:
         args.func(args)
     except (UserError, FileNotFoundError) as error:  # the user's to fix: one line. Bugs keep their traceback.

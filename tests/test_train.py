@@ -165,9 +165,14 @@ def test_best_weights_are_a_copy_even_when_no_validation_is_finite(tmp_path):
     assert all(w.data_ptr() != v.data_ptr() for w, v in zip(ck["best"]["weights"].values(), ck["weights"].values()))
 
 
-def test_the_window_of_training_losses_survives_a_resume(tmp_path):
+def test_the_window_of_training_losses_survives_a_resume(tmp_path, caplog):
     config = dataclasses.replace(SMALL, eval_every=4, epochs=8)
-    whole = meta_train(config, tmp_path / "whole.pt", progress=False)
+    with caplog.at_level("INFO", logger="l2l"):  # without a bar, a log line per validation
+        whole = meta_train(config, tmp_path / "whole.pt", progress=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(",")[0] for line in lines] == ["whole.pt: epoch 4 of 8", "whole.pt: epoch 8 of 8"]
+    last = whole["history"][-1]
+    assert f"validation {last['val']:.4g}, best {whole['best']['val']:.4g} (epoch {whole['best']['epoch']})" in lines[1]
     part = meta_train(config, tmp_path / "split.pt", progress=False, stop_after=3)  # mid-window
     assert len(load_checkpoint(tmp_path / "split.pt")["window"]) == 3
     resumed = meta_train(config, tmp_path / "split.pt", progress=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ from l2l.runtime import Busy, hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
 from l2l.training.config import TrainConfig, flat_recipe
 from l2l.training.unroll import GraphedUnroll, train_epoch
+
+log = logging.getLogger(__name__)  # a line per validation, for logs: `python -m l2l train --no-progress` shows it
 
 
 @torch.no_grad()
@@ -199,6 +202,9 @@ class Trial:
                 self._curriculum(improved)
             postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
                            skipped=ck["skipped"])
+            log.info("%s: epoch %d of %d, meta-loss %.4g, validation %.4g, best %.4g (epoch %d), %.1f min",
+                     self.path.name if self.path else config.problem, ck["epoch"], config.epochs, train_loss, val,
+                     ck["best"]["val"], ck["best"]["epoch"], ck["wall_time"] / 60)
         self.safe = self._snapshot()
         if postfix:
             self.save()
