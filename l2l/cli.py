@@ -1,6 +1,7 @@
 """Command line: headless reruns of everything the book shows.
 
     python -m l2l train    --problem SPEC [--scale smoke|book] [--device cpu|cuda] [--out CKPT] [--force]
+                           [--seeds 0,1,2: the recipe once per seed, as one population]
                            [recipe options: --epochs --meta-lr --seed --steps --unroll ...; see train -h]
     python -m l2l sweep    --problem SPEC [--trials 8] [--low 1e-4] [--high 1e-2] [--population P] [--backend local|ray] [--only 3,5]
                            [recipe options]
@@ -123,22 +124,31 @@ def _terminate_saves():
 
 
 def cmd_train(args):
+    from dataclasses import replace
+
     from l2l.book.presets import recipe_path
-    from l2l.training import meta_train
+    from l2l.training import meta_train, train_population
 
     config = _recipe(args)
+    if args.seeds and ("seed" in vars(args) or args.out):
+        raise UserError("--seeds names each seed's checkpoint itself: give it without --seed and --out")
+    configs = [replace(config, seed=s) for s in dict.fromkeys(args.seeds)] if args.seeds else [config]
     # the default file names every change to the scale's recipe, so it never meets another's
-    out = Path(args.out) if args.out else recipe_path(config, args.scale)
-    print(f"training {config}\n-> {out} on {args.device}", file=sys.stderr)
+    outs = [Path(args.out)] if args.out else [recipe_path(c, args.scale) for c in configs]
+    for c, out in zip(configs, outs):
+        print(f"training {c}\n-> {out} on {args.device}", file=sys.stderr)
+    run = dict(device=args.device, fresh=args.force, progress=not args.no_progress, max_minutes=args.max_minutes,
+               compile=args.compile, cuda_graphs=args.cuda_graphs)
     with _terminate_saves():
-        ck = meta_train(config, out, device=args.device, fresh=args.force, progress=not args.no_progress,
-                        max_minutes=args.max_minutes, compile=args.compile, cuda_graphs=args.cuda_graphs)
-    best = ck["best"]
-    status = ("done" if ck["epoch"] >= config.epochs else
-              "done: validation stopped improving" if ck.get("stopped") else
-              "stopped early; the same command continues it")
-    print(f"epoch {ck['epoch']}/{config.epochs} ({status}); best validation final loss "
-          f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
+        cks = ([meta_train(configs[0], outs[0], **run)] if len(configs) == 1 else
+               train_population(configs, outs, **run))  # the seeds at once: one population, the LSTM batched
+    for c, ck, out in zip(configs, cks, outs):
+        best = ck["best"]
+        status = ("done" if ck["epoch"] >= c.epochs else
+                  "done: validation stopped improving" if ck.get("stopped") else
+                  "stopped early; the same command continues it")
+        print(f"epoch {ck['epoch']}/{c.epochs} ({status}); best validation final loss "
+              f"{best['val']:.4g} at epoch {best['epoch']}; {ck['wall_time'] / 60:.1f} min; {out}")
 
 
 def cmd_sweep(args):
@@ -349,6 +359,9 @@ def parser() -> argparse.ArgumentParser:
     common(t)
     t.add_argument("--out", help="checkpoint file (default: data/checkpoints/<problem>[-<each option that "
                                  "changes the scale's recipe>].pt)")
+    t.add_argument("--seeds", type=_integers("seeds", "0,1,2", least=0),
+                   help="train the recipe once per seed (e.g. 0,1,2), all at once as one population (the LSTM "
+                        "batched over them: pays on a GPU), each into its own default checkpoint")
     t.add_argument("--force", action="store_true",
                    help="train afresh even over a finished checkpoint or one of another recipe")
     _recipe_options(t)

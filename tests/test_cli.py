@@ -149,6 +149,24 @@ def test_sweep_command_writes_its_table_and_trials_under_the_data_folder(tmp_pat
     _fails(capsys, argv + ["--only", "1,x"], "give trial numbers")
 
 
+def test_train_seeds_trains_the_recipe_once_per_seed_each_into_its_own_file(tmp_path, capsys, monkeypatch):
+    from l2l.training import load_checkpoint
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    argv = ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "2", "--eval-every", "1",
+            "--no-progress"]
+    main(argv + ["--seeds", "1,2"])
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["quadratic-dim3-epochs2-evalevery1-seed1-smoke.pt",
+                                                           "quadratic-dim3-epochs2-evalevery1-seed2-smoke.pt"]
+    cks = {k: load_checkpoint(folder / f"quadratic-dim3-epochs2-evalevery1-seed{k}-smoke.pt") for k in (1, 2)}
+    assert [cks[k]["config"]["seed"] for k in (1, 2)] == [1, 2] and all(ck["epoch"] == 2 for ck in cks.values())
+    assert cks[1]["history"] != cks[2]["history"]  # two trainings, not one copied
+    assert capsys.readouterr().out.count("epoch 2/2 (done)") == 2
+    _fails(capsys, argv + ["--seeds", "1,2", "--seed", "3"], "give it without --seed and --out")
+    _fails(capsys, argv + ["--seeds", "1,2", "--out", str(tmp_path / "x.pt")], "give it without --seed and --out")
+
+
 def test_cache_lists_what_executing_the_chapters_would_compute_again(tmp_path, monkeypatch, capsys):
     import json
 
