@@ -45,7 +45,8 @@ PRESETS = {
                                official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
                                chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
-        "smoke": {"train": dict(epochs=2, runs=1, eval_every=1, eval_runs=2),
+        # smoke: short runs, one validation per 2-epoch training (MNIST's steps make `make test`'s time)
+        "smoke": {"train": dict(epochs=2, runs=1, steps=40, eval_every=2, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
                                long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
                                chen=dict(curriculum=(200,), imitation=1.0))},  # every epoch imitates
@@ -197,22 +198,24 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
 
 
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
-                retrain: bool = False, compile: bool = False, label: str = "LSTM",
+                retrain: bool = False, compile: bool = False, label: str = "LSTM", partial: bool = False,
                 **overrides) -> tuple[dict, list[str]]:
     """The chapter's recipe (with `overrides` of its fields) trained with other seeds, for the
     variance across meta-training: ({"<label> seed k": optimizer}, [a line per seed left out]). At
     book scale without `retrain`, a seed whose checkpoint is missing or unfinished is left out rather
-    than trained inside a chapter (MNIST takes about an hour): `trained`."""
-    found, missing = {}, []
+    than trained inside a chapter (MNIST takes about an hour): `trained`. With `partial` an
+    unfinished seed is shown with its best weights so far, and its line says how far it got."""
+    found, lines = {}, []
     for k in seeds:
         recipe = train_config(spec, scale, seed=k, **overrides)
         path = recipe_path(recipe, scale, folder)
-        opt, _, line = trained(recipe, path, scale, device, retrain, compile, command=command(recipe, scale, path))
-        if opt is None:
-            missing.append(f"seed {k}: {line}")
-        else:
+        opt, _, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
+                               command=command(recipe, scale, path))
+        if opt is not None:
             found[f"{label} seed {k}"] = opt
-    return found, missing
+        if line:
+            lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
+    return found, lines
 
 
 def budget(spec: str, scale: str = "book", **overrides) -> str:
