@@ -462,3 +462,22 @@ def test_patience_stops_training_once_validation_stops_improving(monkeypatch, tm
     assert meta_train(config, tmp_path / "p.pt", progress=False)["epoch"] == 5  # finished: not trained on
     with pytest.raises(UserError, match="patience"):
         dataclasses.replace(SMALL, patience=0)
+
+
+def test_a_training_resumed_on_another_machine_names_both(tmp_path):
+    """A checkpoint's `hardware` says where its epochs ran, in order, so that a chapter never
+    credits one machine with minutes another spent (LSTM-10k: a CPU, then an H200, then a CPU)."""
+    from l2l.runtime import hardware
+    from l2l.training.checkpoint import save_checkpoint
+
+    path = tmp_path / "moved.pt"
+    meta_train(SMALL, path, stop_after=2, progress=False)
+    here = hardware("cpu")
+    assert load_checkpoint(path)["hardware"] == here
+    meta_train(SMALL, path, stop_after=4, progress=False)  # the same machine: named once
+    assert load_checkpoint(path)["hardware"] == here
+    ck = load_checkpoint(path)
+    save_checkpoint({**ck, "hardware": "NVIDIA H200"}, path)  # as if its epochs so far ran there
+    meta_train(SMALL, path, progress=False)
+    ck = load_checkpoint(path)
+    assert ck["epoch"] == SMALL.epochs and ck["hardware"] == f"NVIDIA H200, then {here}"

@@ -234,7 +234,8 @@ class Trial:
 
     def save(self):
         """Write the checkpoint as of the last whole epoch (never half an epoch's meta-updates)."""
-        self.safe.update(torch=str(torch.__version__), hardware=hardware(self.device))  # where the latest epochs ran
+        self.safe.update(torch=str(torch.__version__), hardware=hardware_chain(self.safe.get("hardware"),
+                                                                               hardware(self.device)))
         if self.path:
             save_checkpoint(self.safe, self.path)
 
@@ -242,6 +243,15 @@ class Trial:
         print(f"interrupted during epoch {self.safe['epoch'] + 1}; checkpoint {self.path} saved as of epoch "
               f"{self.safe['epoch']}, rerun to continue")
         self.save()
+
+
+
+def hardware_chain(before: str | None, now: str) -> str:
+    """Where a checkpoint's epochs ran, in order: 'AMD EPYC (1 thread), then NVIDIA H200' for a
+    training resumed on another machine; `now` is where the latest epochs ran."""
+    if not before or before.split(", then ")[-1] == now:
+        return before or now
+    return f"{before}, then {now}"
 
 
 def meta_train(
