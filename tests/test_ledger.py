@@ -111,3 +111,15 @@ def test_a_row_from_an_unfinished_training_says_so(tmp_path):
     assert row.verdict == "holds" and row.note == "training unfinished: 700 of 1500 epochs"
     assert done.note == ""
     assert "training unfinished: 700 of 1500 epochs" in ledger.table([row])
+
+
+def test_a_recipe_s_other_seeds_count_for_its_own_claims_alone(tmp_path):
+    """'holds for k of n trained optimizers' counts the claim's optimizer and its seeds (LSTM-10k
+    and 'LSTM-10k seed 1'), never another recipe tested beside it in the same file."""
+    curves = _fixture(tmp_path)
+    renamed = {"LSTM-10k": curves["LSTM"], "LSTM-10k seed 1": curves["LSTM seed 1"], "LSTM": curves["LSTM"],
+               "ADAM": curves["ADAM"], "SGD": curves["SGD"]}
+    save(renamed, tmp_path / "longer.json", trained=["LSTM-10k", "LSTM-10k seed 1", "LSTM"], runs=12)
+    longer, book = ledger.ledger([Claim("longer", "–", "02_mnist", "longer", 100, learned="LSTM-10k"),
+                                  Claim("book", "–", "02_mnist", "longer", 100)], tmp_path)
+    assert longer.trained == "1 of 2" and book.trained == "1 of 1"

@@ -95,7 +95,8 @@ def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
             f"{loss_text(opponents[nearest].mean[step])} ± {loss_text(opponents[nearest].ci95[step])}")
     difference = paired_text(comparisons[nearest]) if comparisons else "–"
     runs = str(me.runs or meta.get("runs", "?"))
-    trained = meta.get("trained", [claim.learned]) if claim.learned == "LSTM" else [claim.learned]
+    trained = [label for label in meta.get("trained", [])  # the claim's optimizer and its other seeds
+               if label == claim.learned or label.startswith(f"{claim.learned} seed ")] or [claim.learned]
     held = sum(verdict_of(curves, label, claim)[0] == "holds" for label in trained if label in curves)
     note = "; ".join(filter(None, ["" if comparisons else "unpaired",
                                    f"training unfinished: {meta['unfinished']}" if meta.get("unfinished") else ""]))
