@@ -245,7 +245,6 @@ class Trial:
         self.save()
 
 
-
 def hardware_chain(before: str | None, now: str) -> str:
     """Where a checkpoint's epochs ran, in order: 'AMD EPYC (1 thread), then NVIDIA H200' for a
     training resumed on another machine; `now` is where the latest epochs ran."""
