@@ -198,7 +198,9 @@ def test_spent_says_how_far_a_training_got():
     ck = {"epoch": 455, "wall_time": 127.1 * 60, "imitated": 118}
     assert spent(ck) == "455 epochs, 127 min, 118 imitating"
     assert spent(ck, recipe) == "455 of 1,500 epochs (unfinished), 127 min, 118 imitating"
-    assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == "455 epochs, 127 min"  # stopped by its rule
+    assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == (  # stopped by its rule
+        "455 of 1,500 epochs (stopped: validation stopped improving), 127 min")
+    assert spent({**ck, "stopped": True, "imitated": 0}) == "455 epochs, 127 min"  # no recipe: no total to name
     assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 127 min, 118 imitating"
 
 

@@ -205,10 +205,14 @@ def unfinished(ck: dict | None, config) -> str | None:
 
 def spent(ck: dict, config=None) -> str:
     """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
-    (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min'; and
-    ', 118 imitating' for the epochs that imitated a teacher."""
+    (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min', once its
+    own rule (patience, the curriculum) ended it early '455 of 1,500 epochs (stopped: validation
+    stopped improving), 127 min'; and ', 118 imitating' for the epochs that imitated a teacher."""
     left = unfinished(ck, config) if config is not None else None
-    epochs = f"{left} (unfinished)" if left else f"{ck['epoch']:,} epochs"
+    early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
+    epochs = (f"{left} (unfinished)" if left else
+              f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: validation stopped improving)" if early
+              else f"{ck['epoch']:,} epochs")
     return (f"{epochs}, {ck['wall_time'] / 60:.0f} min"
             + (f", {ck['imitated']} imitating" if ck.get("imitated") else ""))
 
