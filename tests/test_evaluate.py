@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import needs_cifar
 from l2l.evaluation import LR_GRID, compare, mean_ci, t_quantile, tune
 from l2l.problems import make_problem
 
@@ -238,6 +239,49 @@ def test_the_probe_is_computed_on_one_thread_whatever_the_callers_count(monkeypa
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_probe_may_differ_by_what_a_nudge_of_its_start_moves_and_no_more():
+    """Rounding on another CPU model moves a probe's later numbers by more than float rounding:
+    with a nudged probe, `same_probe` allows 1e-4 plus `slack` times the largest relative move of
+    the nudged numbers up to each number's step (hand-worked). A probe: 2 runs of f_0..f_5, ‖g_0‖..‖g_4‖."""
+    from l2l.evaluation import same_probe
+
+    here = [1.0] * 22
+    f3 = 3  # run 0's f_3
+    g1 = 7  # run 0's ‖g_1‖
+    stored = list(here)
+    stored[f3] = 1.05  # 5% apart: past rtol 1e-4
+    assert not same_probe(stored, here)
+    nudged = list(here)
+    nudged[g1 + 11] = 1.006  # run 1's ‖g_1‖ moved by 6e-3: by step 3, 1e-4 + 10 * 6e-3 allowed
+    assert same_probe(stored, here, nudged)
+    nudged[g1 + 11] = 1.004  # allowed 0.0401 < 0.05
+    assert not same_probe(stored, here, nudged)
+    nudged[g1 + 11], nudged[4] = 1.0, 1.01  # a move at step 4 allows nothing more at step 3
+    assert not same_probe(stored, here, nudged)
+    nudged[1] = float("nan")  # a nudged run that diverged by step 1: anything goes after it
+    assert same_probe(stored, here, nudged)
+    assert same_probe([float("inf")] + here[1:], [float("inf")] + here[1:])  # diverged alike
+    assert not same_probe([float("inf")] + here[1:], here) and not same_probe(None, here)
+    assert not same_probe(here[1:], here)
+
+
+@needs_cifar
+def test_a_probe_made_on_another_cpu_model_is_current_and_a_changed_rule_is_not():
+    """SGD at 0.25's CIFAR-10 probe as an AMD EPYC computed it (the book's tuned rate): on an Intel
+    Xeon its last numbers differ by up to 1e-3 (rounding grown over five steps), yet it matches
+    there, as on the EPYC; the same rule at a rate 1% off, or NAG, does not."""
+    from l2l.evaluation.tuning import matches
+    from l2l.optimizers import NAG, SGD
+
+    epyc = [2.304104, 2.287574, 2.257723, 2.239631, 2.240612, 2.225962, 0.3152302, 0.2294034, 0.2255085,
+            0.3312564, 0.3061788, 2.306912, 2.292734, 2.293932, 2.268063, 2.244827, 2.226117, 0.3019962,
+            0.2312216, 0.4847796, 0.2662659, 0.178346]
+    cifar = make_problem("cifar")
+    assert matches(epyc, cifar, SGD(0.25))
+    assert not matches(epyc, cifar, SGD(0.25 * 1.01))
+    assert not matches(epyc, cifar, NAG(0.25 / 10, momentum=0.9))
 
 
 def test_save_and_load_keep_per_run_numbers(tmp_path):

@@ -5,8 +5,8 @@ what computed them (`curves`)."""
 from l2l.evaluation.curves import audit, compare, cost_of, fingerprint, load, rule_from, save, test_curve
 from l2l.evaluation.stats import (Curve, Paired, beats_all, mean_ci, paired, recorded_steps, t_quantile,
                                   unpaired, versus)
-from l2l.evaluation.tuning import LR_GRID, probe, same_probe, tune, tuned_rates
+from l2l.evaluation.tuning import LR_GRID, matches, probe, same_probe, tune, tuned_rates
 
 __all__ = ["audit", "compare", "cost_of", "fingerprint", "load", "rule_from", "save", "test_curve", "Curve", "Paired", "beats_all",
-           "mean_ci", "paired", "recorded_steps", "t_quantile", "unpaired", "versus", "LR_GRID", "probe", "same_probe",
+           "mean_ci", "paired", "recorded_steps", "t_quantile", "unpaired", "versus", "LR_GRID", "matches", "probe", "same_probe",
            "tune", "tuned_rates"]

@@ -8,8 +8,9 @@ minibatches, so their per-run numbers pair up (`l2l.evaluation.stats.paired`).
 A finished curve can be cached on disk. Its file is named by what it is (problem, optimizer,
 steps, runs, seed) and holds a `probe` of what the code computes: the optimizer's first steps on
 two fixed functions of the problem. A cached curve whose probe the current code no longer
-reproduces is stale and computed again, so a change to a loss, a baseline or the LSTM's step
-cannot silently reuse old numbers, while a refactor that computes the same keeps them.
+reproduces (to float rounding, as grown along the steps on another CPU model: `tuning.matches`)
+is stale and computed again, so a change to a loss, a baseline or the LSTM's step cannot silently
+reuse old numbers, while a refactor that computes the same keeps them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from l2l.evaluation.stats import Curve
-from l2l.evaluation.tuning import LR_GRID, probe, rate_is_current, same_probe, tuned_rates
+from l2l.evaluation.tuning import LR_GRID, matches, probe, rate_is_current, tuned_rates
 from l2l.loop import run
 from l2l.optimizers import BASELINES, LABELS, NAG, SGD, Adam, QuasiNewton, RMSprop, describe, make_baseline
 from l2l.problems import derive_seed, make_problem
@@ -60,7 +61,7 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
     check = probe(test, opt) if file else None
     if file and file.exists() and not refresh:
         saved = json.loads(file.read_text())
-        if cached_status(saved, check) == "current":
+        if cached_status(saved, test, opt, check) == "current":
             return Curve(label, saved["mean"], saved["ci95"], lr, saved.get("per_run"), saved.get("cost"))
     started = time.perf_counter()
     task = test.sample(runs, derive_seed(seed, "test"), device)
@@ -73,11 +74,12 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
     return curve
 
 
-def cached_status(saved: dict, check: list[float]) -> str:
-    """A cached curve against the current code's `probe` `check`: "current" (read back), "stale"
-    (the code computes something else) or "unpaired" (no per-run numbers: it cannot be paired)."""
-    return ("stale" if not same_probe(saved.get("probe"), check) else "unpaired" if not saved.get("per_run")
-            else "current")
+def cached_status(saved: dict, problem, opt, check: list[float] | None = None) -> str:
+    """A cached curve of `opt` on `problem` against what the current code computes (`matches`;
+    `check`: its probe, when the caller has it): "current" (read back), "stale" (the code computes
+    something else) or "unpaired" (no per-run numbers: it cannot be paired)."""
+    return ("stale" if not matches(saved.get("probe"), problem, opt, check) else "unpaired"
+            if not saved.get("per_run") else "current")
 
 
 RULES = {cls.__name__: cls for cls in (SGD, NAG, RMSprop, Adam, QuasiNewton)}
@@ -103,7 +105,7 @@ def audit(folder: str | Path, rates: str | Path | None = None, learned=None) -> 
 
     Each cached curve in `folder` (`test_curve`) and each tuned rate in the JSON file `rates`
     (`tuned_rates`) gets a row: {"kind": "curve" or "rate", "problem", "optimizer", "key", "file",
-    "status", "seconds"}, status "current" (its probe is what this code computes on this machine:
+    "status", "seconds"}, status "current" (its probe is what this code computes here, `matches`:
     read back), "stale" (it is not: computed again), "unpaired" (a curve without per-run numbers:
     computed again) or "unknown" (a learned optimizer not among `learned`, {fingerprint: optimizer},
     or a rule this code does not know: not checked); "seconds", what computing it took, where
@@ -113,7 +115,7 @@ def audit(folder: str | Path, rates: str | Path | None = None, learned=None) -> 
         saved = json.loads(file.read_text())
         spec, name = saved["key"].split("|")[:2]
         opt = learned.get(name) if name.startswith("learned-") else rule_from(name)
-        status = "unknown" if opt is None else cached_status(saved, probe(make_problem(spec), opt))
+        status = "unknown" if opt is None else cached_status(saved, make_problem(spec), opt)
         rows.append({"kind": "curve", "problem": spec, "optimizer": name, "key": saved["key"], "file": file.name,
                      "status": status, "seconds": (saved.get("cost") or {}).get("seconds")})
     stored = json.loads(Path(rates).read_text()) if rates and Path(rates).exists() else {}
