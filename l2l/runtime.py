@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -168,11 +169,20 @@ def hardware(device="cpu") -> str:
     """A one-line description of where a computation runs."""
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.machine()
+    threads = torch.get_num_threads()
+    return f"{cpu_model()} ({threads} thread{'s' if threads > 1 else ''})"
+
+
+def cpu_model() -> str:
+    """This machine's CPU model, e.g. 'AMD EPYC 7B13' (the architecture where /proc/cpuinfo has none)."""
     try:
         with open("/proc/cpuinfo") as info:
-            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
-    threads = torch.get_num_threads()
-    return f"{model} ({threads} thread{'s' if threads > 1 else ''})"
+        return platform.machine()
+
+
+def cpu_of(description: str | None) -> str | None:
+    """The CPU model in a `hardware` description of a CPU computation; None for a GPU's or none."""
+    match = re.fullmatch(r"(.+) \(\d+ threads?\)", description or "")
+    return match.group(1) if match else None

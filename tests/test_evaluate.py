@@ -267,6 +267,29 @@ def test_a_probe_may_differ_by_what_a_nudge_of_its_start_moves_and_no_more():
     assert not same_probe(here[1:], here)
 
 
+def test_only_a_probe_from_another_cpu_model_gets_the_nudges_allowance(monkeypatch):
+    """On the CPU model that made a stored probe, only float rounding is allowed, so a change that
+    hides in a nudge's move is still caught there: the model comes from a curve's cost or a rate's
+    "cpu"; where neither records it, the allowance applies."""
+    from l2l.evaluation import tuning
+    from l2l.evaluation.curves import cached_status
+    from l2l.runtime import cpu_model, hardware
+
+    here, nudged, stored = [1.0] * 22, [1.0] * 22, [1.0] * 22
+    nudged[5], stored[5] = 1.01, 1.05  # run 0's f_5: allowed 1e-4 + 10 * 0.01 from another CPU model
+    monkeypatch.setattr(tuning, "probe", lambda problem, opt, nudge=0.0: nudged if nudge else here)
+    assert tuning.matches(stored, None, None) and tuning.matches(stored, None, None, made_on="Other CPU")
+    assert not tuning.matches(stored, None, None, made_on=cpu_model())
+    assert tuning.matches(here, None, None, made_on=cpu_model())
+
+    curve = {"probe": stored, "per_run": [[1.0]]}
+    assert cached_status({**curve, "cost": {"hardware": hardware()}}, None, None) == "stale"
+    assert cached_status({**curve, "cost": {"hardware": "Other CPU (1 thread)"}}, None, None) == "current"
+    assert cached_status({**curve, "cost": {"hardware": "NVIDIA H200"}}, None, None) == "current"  # probed on its host's CPU
+    assert not tuning.rate_is_current(None, "sgd", {"lr": 0.1, "probe": stored, "cpu": cpu_model()})
+    assert tuning.rate_is_current(None, "sgd", {"lr": 0.1, "probe": stored})
+
+
 @needs_cifar
 def test_a_probe_made_on_another_cpu_model_is_current_and_a_changed_rule_is_not():
     """SGD at 0.25's CIFAR-10 probe as an AMD EPYC computed it (the book's tuned rate): on an Intel

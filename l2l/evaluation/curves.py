@@ -30,7 +30,7 @@ from l2l.evaluation.tuning import LR_GRID, matches, probe, rate_is_current, tune
 from l2l.loop import run
 from l2l.optimizers import BASELINES, LABELS, NAG, SGD, Adam, QuasiNewton, RMSprop, describe, make_baseline
 from l2l.problems import derive_seed, make_problem
-from l2l.runtime import atomic_write, hardware, progress as progress_bar
+from l2l.runtime import atomic_write, cpu_of, hardware, progress as progress_bar
 
 
 def fingerprint(opt) -> str:
@@ -75,10 +75,12 @@ def test_curve(test, opt, label: str, steps: int, runs: int, seed: int, device="
 
 
 def cached_status(saved: dict, problem, opt, check: list[float] | None = None) -> str:
-    """A cached curve of `opt` on `problem` against what the current code computes (`matches`;
-    `check`: its probe, when the caller has it): "current" (read back), "stale" (the code computes
-    something else) or "unpaired" (no per-run numbers: it cannot be paired)."""
-    return ("stale" if not matches(saved.get("probe"), problem, opt, check) else "unpaired"
+    """A cached curve of `opt` on `problem` against what the current code computes (`matches`, on
+    the CPU model its cost names; `check`: its probe, when the caller has it): "current" (read
+    back), "stale" (the code computes something else) or "unpaired" (no per-run numbers: it cannot
+    be paired)."""
+    made_on = cpu_of((saved.get("cost") or {}).get("hardware"))
+    return ("stale" if not matches(saved.get("probe"), problem, opt, check, made_on) else "unpaired"
             if not saved.get("per_run") else "current")
 
 

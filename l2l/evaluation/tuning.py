@@ -13,8 +13,8 @@ import torch
 
 from l2l.loop import optimize, run
 from l2l.optimizers import make_baseline
-from l2l.problems import derive_seed
-from l2l.runtime import atomic_write, locked, one_thread, progress as progress_bar
+from l2l.problems import derive_seed, generator
+from l2l.runtime import atomic_write, cpu_model, locked, one_thread, progress as progress_bar
 
 # Learning rates tried for every baseline: powers of two from 2^-14 ≈ 6e-5 to 2^3 = 8 [open].
 LR_GRID = tuple(2.0**k for k in range(-14, 4))
@@ -42,7 +42,7 @@ def probe(problem, opt, nudge: float = 0.0) -> list[float]:
     with one_thread():
         task = problem.sample(PROBE_RUNS, derive_seed(0, "probe"), "cpu")
         if nudge:
-            signs = torch.randn(task.theta.shape, generator=torch.Generator().manual_seed(0)).sign()
+            signs = torch.randn(task.theta.shape, generator=generator(0), device=task.theta.device).sign()
             task.theta = task.theta * (1 + nudge * signs)
         points = list(optimize(task, opt, PROBE_STEPS))
     losses = torch.stack([p.loss for p in points], 1)
@@ -50,12 +50,13 @@ def probe(problem, opt, nudge: float = 0.0) -> list[float]:
     return [float(f"{v:.7g}") for v in torch.cat([losses, sizes], 1).flatten().tolist()]
 
 
-def matches(stored, problem, opt, current: list[float] | None = None) -> bool:
+def matches(stored, problem, opt, current: list[float] | None = None, made_on: str | None = None) -> bool:
     """Whether a stored probe is what the code computes for `opt` on `problem` (`current`: its
-    probe, when the caller has it).
+    probe, when the caller has it; `made_on`: the CPU model that computed the stored one, where
+    recorded).
 
     On the CPU model that made it, the numbers agree to float rounding (`same_probe`). On another
-    they can differ by far more, since rounding differences grow along the steps where the
+    (or where it is not recorded) they can differ by far more, since rounding differences grow along the steps where the
     dynamics are chaotic: after five steps of SGD at 0.0625 on CIFAR-10's two classes, one moved by
     9% between an AMD EPYC and an Intel Xeon (the first step's numbers by at most 6e-6). So a probe
     that differs is measured again from θ_0 nudged by PROBE_NUDGE, and by each step it may differ
@@ -67,13 +68,18 @@ def matches(stored, problem, opt, current: list[float] | None = None) -> bool:
     0.91 in 6 of 8, Adam's β1 at 0.91 in 1 of 8 and β2 at 0.99 in none (each is in the cache's key
     anyway; on the CPU model that made a probe, every one of these is caught)."""
     current = probe(problem, opt) if current is None else current
-    return same_probe(stored, current) or (stored is not None and len(stored) == len(current)
-                                           and same_probe(stored, current, probe(problem, opt, PROBE_NUDGE)))
+    if same_probe(stored, current):
+        return True
+    if made_on == cpu_model() or stored is None or len(stored) != len(current):
+        return False
+    return same_probe(stored, current, probe(problem, opt, PROBE_NUDGE))
 
 
 def rate_is_current(problem, name: str, entry) -> bool:
-    """Whether a cached tuned rate ({"lr", "probe"}) still matches what the baseline computes."""
-    return isinstance(entry, dict) and matches(entry["probe"], problem, make_baseline(name, entry["lr"]))
+    """Whether a cached tuned rate ({"lr", "probe"}, and "cpu" since that was recorded) still matches
+    what the baseline computes."""
+    return isinstance(entry, dict) and matches(entry["probe"], problem, make_baseline(name, entry["lr"]),
+                                               made_on=entry.get("cpu"))
 
 
 def same_probe(stored, current, nudged=None, rtol: float = 1e-4, slack: float = PROBE_SLACK) -> bool:
@@ -135,7 +141,7 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", 
             found[name] = entry
         else:
             lr, _ = tune(problem, name, steps, runs, seed, device, grid)
-            found[name] = {"lr": lr, "probe": probe(problem, make_baseline(name, lr))}
+            found[name] = {"lr": lr, "probe": probe(problem, make_baseline(name, lr)), "cpu": cpu_model()}
     if cache:
         # chapters run in parallel share the cache: read it again under the lock, merge, write
         with locked(cache):
