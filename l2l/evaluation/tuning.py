@@ -100,7 +100,8 @@ def same_probe(stored, current, nudged=None, rtol: float = 1e-4, slack: float = 
         if len(c) != len(step):
             raise ValueError(f"a probe has {len(step)} numbers, not {len(c)}")
         moved = np.nan_to_num(moved, nan=np.inf)
-        allowed = allowed + slack * np.array([moved[step <= t].max() for t in step])
+        so_far = np.maximum.accumulate([moved[step == t].max() for t in range(PROBE_STEPS + 1)])
+        allowed = allowed + slack * so_far[step]
     with np.errstate(invalid="ignore"):  # inf - inf
         return bool(np.all((s == c) | (np.isnan(s) & np.isnan(c)) | (np.abs(s - c) <= allowed * np.abs(c) + 1e-12)))
 
