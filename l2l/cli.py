@@ -279,6 +279,16 @@ def cmd_cache(args):
     known = sum(r["seconds"] or 0 for r in again)
     print(f"executing the chapters now computes {len(again)} of them again"
           + (f" (those that recorded their cost took {known / 60:.0f} min)" if known else ""))
+    orphans = [r for r in rows if r["kind"] == "curve" and r["status"] == "unknown"
+               and r["optimizer"].startswith("learned-")]  # weights that no checkpoint holds any more
+    if args.prune:
+        for r in orphans:
+            (results / "curves" / r["file"]).unlink()
+        print(f"pruned {len(orphans)} curves of learned optimizers that no checkpoint in "
+              f"{checkpoints_dir()} holds")
+    elif orphans:
+        print(f"{len(orphans)} curves belong to learned optimizers that no checkpoint in {checkpoints_dir()} "
+              "holds (superseded weights, or checkpoints kept elsewhere): --prune deletes them")
 
 
 def cmd_bench(args):
@@ -429,6 +439,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cache", help="which cached curves and tuned rates the code and machine still reproduce")
     c.add_argument("--results", help="results folder (default: the project's data/results)")
     c.add_argument("--all", action="store_true", help="list the current entries too")
+    c.add_argument("--prune", action="store_true",
+                   help="delete the curves of learned optimizers that no checkpoint in data/checkpoints holds")
     c.set_defaults(func=cmd_cache)
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")

@@ -190,3 +190,30 @@ def test_cache_lists_what_executing_the_chapters_would_compute_again(tmp_path, m
     assert "curves: 2, 1 current, 1 stale" in out and "computes 1 of them again" in out
     main(["cache", "--all"])
     assert "current  curve quadratic:dim=3 | Adam(lr=0.1" in capsys.readouterr().out
+
+
+def test_cache_prunes_only_the_curves_of_weights_no_checkpoint_holds(tmp_path, monkeypatch, capsys):
+    from l2l.evaluation import fingerprint, test_curve
+    from l2l.optimizers import make_baseline
+    from l2l.problems import make_problem
+    from l2l.training import load_checkpoint, optimizer_from
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    argv = ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "1", "--no-progress"]
+    main(argv)
+    (checkpoint,) = (tmp_path / "checkpoints").glob("*.pt")
+    kept = optimizer_from(load_checkpoint(checkpoint))
+    problem, curves = make_problem("quadratic:dim=3"), tmp_path / "results" / "curves"
+    test_curve(problem, kept, "LSTM", 5, 4, 0, cache=curves)
+    test_curve(problem, make_baseline("sgd", 0.1), "SGD", 5, 4, 0, cache=curves)
+    main(argv + ["--seed", "5", "--out", str(tmp_path / "elsewhere.pt")])  # a checkpoint outside data/
+    gone = optimizer_from(load_checkpoint(tmp_path / "elsewhere.pt"))
+    test_curve(problem, gone, "LSTM seed 5", 5, 4, 0, cache=curves)
+    capsys.readouterr()
+    main(["cache"])
+    assert "1 curves belong to learned optimizers that no checkpoint" in capsys.readouterr().out
+    assert len(list(curves.glob("*.json"))) == 3  # listing deletes nothing
+    main(["cache", "--prune"])
+    assert "pruned 1 curves" in capsys.readouterr().out
+    left = "".join(f.read_text() for f in curves.glob("*.json"))
+    assert fingerprint(kept) in left and "SGD(lr=0.1" in left and fingerprint(gone) not in left
