@@ -258,13 +258,15 @@ def cmd_cache(args):
     from l2l.training import load_checkpoint, optimizer_from
 
     results = Path(args.results) if args.results else results_dir()
+    checkpoints = results.parent / "checkpoints" if args.results else checkpoints_dir()  # a chapter's artifacts
     learned, where = {}, {}
-    for path in sorted(checkpoints_dir().rglob("*.pt")):  # every trained optimizer, best and last weights
+    for path in sorted(checkpoints.rglob("*.pt")):  # every trained optimizer, best and last weights
         ck = load_checkpoint(path)
         for which in ("best", "last"):
-            opt = optimizer_from(ck, which=which)
-            name = fingerprint(opt)
-            learned[name], where[name] = opt, path.relative_to(checkpoints_dir())
+            trained = optimizer_from(ck, which=which)
+            for opt in (trained, *trained.ablations()):  # and what chapters test made from them
+                name = fingerprint(opt)
+                learned[name], where[name] = opt, path.relative_to(checkpoints)
     rows = audit(results / "curves", results / "tuned_lr.json", learned)
     for r in rows:
         if r["status"] != "current" or args.all:
@@ -281,14 +283,14 @@ def cmd_cache(args):
           + (f" (those that recorded their cost took {known / 60:.0f} min)" if known else ""))
     orphans = [r for r in rows if r["kind"] == "curve" and r["status"] == "unknown"
                and r["optimizer"].startswith("learned-")]  # weights that no checkpoint holds any more
+    curves = lambda n: f"{n} curve{'s' if n != 1 else ''}"
     if args.prune:
         for r in orphans:
             (results / "curves" / r["file"]).unlink()
-        print(f"pruned {len(orphans)} curves of learned optimizers that no checkpoint in "
-              f"{checkpoints_dir()} holds")
+        print(f"pruned {curves(len(orphans))} of learned optimizers that no checkpoint in {checkpoints} holds")
     elif orphans:
-        print(f"{len(orphans)} curves belong to learned optimizers that no checkpoint in {checkpoints_dir()} "
-              "holds (superseded weights, or checkpoints kept elsewhere): --prune deletes them")
+        print(f"{curves(len(orphans))} of learned optimizers that no checkpoint in {checkpoints} holds "
+              "(superseded weights, or checkpoints kept elsewhere): --prune deletes them")
 
 
 def cmd_bench(args):
@@ -437,10 +439,12 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_ledger)
 
     c = sub.add_parser("cache", help="which cached curves and tuned rates the code and machine still reproduce")
-    c.add_argument("--results", help="results folder (default: the project's data/results)")
+    c.add_argument("--results", help="results folder (default: the project's data/results); the checkpoints "
+                   "are read from the checkpoints folder beside it")
     c.add_argument("--all", action="store_true", help="list the current entries too")
     c.add_argument("--prune", action="store_true",
-                   help="delete the curves of learned optimizers that no checkpoint in data/checkpoints holds")
+                   help="delete the cached curves of learned optimizers that no checkpoint holds (in "
+                        "data/checkpoints, or beside --results)")
     c.set_defaults(func=cmd_cache)
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from conftest import needs_cifar
+
 from l2l.cli import main
 
 
@@ -211,9 +213,30 @@ def test_cache_prunes_only_the_curves_of_weights_no_checkpoint_holds(tmp_path, m
     test_curve(problem, gone, "LSTM seed 5", 5, 4, 0, cache=curves)
     capsys.readouterr()
     main(["cache"])
-    assert "1 curves belong to learned optimizers that no checkpoint" in capsys.readouterr().out
+    assert "1 curve of learned optimizers that no checkpoint" in capsys.readouterr().out
     assert len(list(curves.glob("*.json"))) == 3  # listing deletes nothing
     main(["cache", "--prune"])
-    assert "pruned 1 curves" in capsys.readouterr().out
+    assert "pruned 1 curve of" in capsys.readouterr().out
     left = "".join(f.read_text() for f in curves.glob("*.json"))
     assert fingerprint(kept) in left and "SGD(lr=0.1" in left and fingerprint(gone) not in left
+
+
+@needs_cifar
+def test_cache_keeps_the_curves_of_what_chapters_make_from_a_checkpoint(tmp_path, monkeypatch, capsys):
+    """Chapter 4 tests its optimizer with each LSTM silenced: weights no checkpoint holds as such, but
+    made from one (`ablations`), so --prune must keep their curves."""
+    from l2l.evaluation import fingerprint, test_curve
+    from l2l.problems import make_problem
+    from l2l.training import load_checkpoint, optimizer_from
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    main(["train", "--problem", "cifar:classes=2", "--scale", "smoke", "--epochs", "1", "--no-progress"])
+    (checkpoint,) = (tmp_path / "checkpoints").glob("*.pt")
+    trained = optimizer_from(load_checkpoint(checkpoint))
+    quiet = trained.silenced(0)
+    assert [fingerprint(a) for a in trained.ablations()] == [fingerprint(quiet), fingerprint(trained.silenced(1))]
+    curves = tmp_path / "results" / "curves"
+    test_curve(make_problem("cifar:classes=2"), quiet, "conv LSTM silenced", 2, 1, 0, cache=curves)
+    capsys.readouterr()
+    main(["cache", "--prune"])
+    assert "pruned 0 curves" in capsys.readouterr().out and fingerprint(quiet) in next(curves.glob("*.json")).read_text()

@@ -46,6 +46,11 @@ class Learned(nn.Module):
         in detached (the paper drops second derivatives); nothing here differentiates through it."""
         return self.bind()(grad, state)
 
+    def ablations(self) -> list["Learned"]:
+        """Copies of these weights with a part switched off, which a chapter tests beside them (none
+        here): their cached curves belong to the same checkpoint (`python -m l2l cache --prune`)."""
+        return []
+
 
 def detach_state(state):
     """An optimizer state (nested tuples of tensors and numbers) with every tensor detached."""

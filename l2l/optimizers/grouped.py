@@ -59,3 +59,7 @@ class GroupedLSTM(Learned):
             quiet.nets[group].head.weight.zero_()
             quiet.nets[group].head.bias.zero_()
         return quiet
+
+    def ablations(self) -> list["GroupedLSTM"]:
+        """Each LSTM silenced in turn (chapter 4's ablation)."""
+        return [self.silenced(k) for k in range(len(self.nets))]
