@@ -247,7 +247,8 @@ CLAIMS = [
             "04_cifar", f"cifar-both-classes{classes}", step, learned=BOTH, against=("SGD", "RMSprop", "ADAM", "NAG"))
       for classes, panel, where in ((5, "CIFAR-5", "centre"), (2, "CIFAR-2", "right")) for step in (100, 1000)),
     *(Claim(f"Book: at the searched meta-learning rate, with its convolutional LSTM's steps scaled by 0.01 and trained "
-            f"for 2,000 epochs, the CIFAR-10 LSTM is below every tuned baseline at step {step:,}", "not in the paper (Fig. 7 left; the official code trains 10,000 epochs)",
+            f"for 2,000 epochs, the CIFAR-10 LSTM is below every tuned baseline at step {step:,}",
+            "not in the paper (Fig. 7 left; the official code trains 10,000 epochs)",
             "04_cifar", "cifar-both-longer", step, learned=LONG_BOTH, against=("SGD", "RMSprop", "ADAM", "NAG"))
       for step in (100, 1000)),
     *(Claim(f"Book: {how}, the neural-art LSTM is below every tuned baseline {where} at step 128",

@@ -142,7 +142,7 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) ->
         c = curves[label]
         at = versus({label: c, **tuned}, label, step)
         over = versus({label: c, **tuned}, label, step, over=True)
-        held += beats_all(p.verdict for p in at.values()) == "holds"
+        held += _below_all(at) == "holds"  # no baseline named: below every one
         lines.append(f"| {label} | {loss_text(c.mean[step])} ± {loss_text(c.ci95[step])} | {paired_text(at[best])} | "
                      f"{_below_all(at)} | {paired_text(over[best])} | {_below_all(over)} |")
     means = [curves[k].mean[step] for k in trained]
