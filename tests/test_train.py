@@ -371,6 +371,8 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
                stop_after=1, progress=False)
     found, missing = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path)
     assert found == {}
+    costs = presets.seed_costs("quadratic:dim=3", "book", (1, 2), tmp_path)  # what the seeds cost so far
+    assert list(costs) == ["LSTM seed 1"] and costs["LSTM seed 1"].startswith("1 of 3,000 epochs (unfinished), 0 min on ")
     assert missing[0].startswith("seed 1: 1 of 3,000 epochs") and "--seed 1" in missing[0]
     assert missing[1].startswith("seed 2: not trained")
     found, missing = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l2l.book.report import unfinished
+from l2l.book.report import spent, unfinished
 from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
@@ -206,9 +206,7 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
     than trained inside a chapter (MNIST takes about an hour): `trained`. With `partial` an
     unfinished seed is shown with its best weights so far, and its line says how far it got."""
     found, lines = {}, []
-    for k in seeds:
-        recipe = train_config(spec, scale, seed=k, **overrides)
-        path = recipe_path(recipe, scale, folder)
+    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
         opt, _, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
                                command=command(recipe, scale, path))
         if opt is not None:
@@ -216,6 +214,25 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
         if line:
             lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
     return found, lines
+
+
+def seed_costs(spec: str, scale: str, seeds, folder: str | Path | None = None, label: str = "LSTM",
+               **overrides) -> dict[str, str]:
+    """What the recipe's other seeds (`other_seeds`) cost to meta-train so far, for those with a
+    checkpoint: {"<label> seed k": "1,600 epochs, 68 min on <hardware>"} (`report.spent`)."""
+    costs = {}
+    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
+        if path.exists():
+            ck = load_checkpoint(path)
+            costs[f"{label} seed {k}"] = f"{spent(ck, recipe)} on {ck['hardware']}"
+    return costs
+
+
+def _seeded(spec: str, scale: str, seeds, folder, **overrides):
+    """(seed, recipe, checkpoint path) of the chapter's recipe with each of `seeds`."""
+    for k in seeds:
+        recipe = train_config(spec, scale, seed=k, **overrides)
+        yield k, recipe, recipe_path(recipe, scale, folder)
 
 
 def budget(spec: str, scale: str = "book", **overrides) -> str:

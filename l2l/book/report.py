@@ -127,10 +127,12 @@ def _below_all(comparisons: dict[str, Paired]) -> str:
     return f"{verdict} ({', '.join(blocking)})" if blocking else verdict
 
 
-def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) -> str:
+def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
+                costs: dict[str, str] | None = None) -> str:
     """Variance across meta-training: each independently trained optimizer against the nearest tuned
     baseline at `step` (paired, on the same test runs) and its verdict against every tuned baseline
-    (holds only when it is below each: the ledger's "holds for k of n"), and their spread."""
+    (holds only when it is below each: the ledger's "holds for k of n"), and their spread; with
+    `costs` (label → what its meta-training cost, in words) a sentence on what each cost."""
     step = curves[trained[0]].steps if step == -1 else step
     tuned = {k: c for k, c in curves.items() if c.lr is not None}
     best = min(tuned, key=lambda k: tuned[k].mean[step])
@@ -149,8 +151,10 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1) ->
     spread = (f"their mean losses at step {step} span {loss_text(min(means))} to {loss_text(max(means))}"
               + (f" (standard deviation across trainings {loss_text(float(np.std(means, ddof=1)))})"
                  if len(means) > 1 else ""))
+    paid = [f"{costs[label]} for {label}" for label in trained if label in (costs or {})]
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below every tuned baseline "
-            f"at step {step} (paired; the nearest, {best}, at {loss_text(tuned[best].mean[step])}); {spread}.")
+            f"at step {step} (paired; the nearest, {best}, at {loss_text(tuned[best].mean[step])}); {spread}."
+            + (f" Meta-training took {'; '.join(paid)}." if paid else ""))
 
 
 def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
