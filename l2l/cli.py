@@ -26,6 +26,7 @@ import torch
 
 from l2l.errors import UserError
 from l2l.optimizers import BASELINES
+from l2l.training.config import PLATEAU_HALVINGS, SCHEDULES
 
 
 def _device(name: str) -> str:
@@ -326,7 +327,9 @@ def _recipe_options(t):
                         "constant-rate run's extends it")
     recipe.add_argument("--runs", type=_positive(int), help="functions per meta-update")
     recipe.add_argument("--meta-lr", type=_positive(float), help="Adam's learning rate on the optimizer's weights")
-    recipe.add_argument("--schedule", choices=("constant", "cosine"), help="meta-learning rate over epochs")
+    recipe.add_argument("--schedule", choices=SCHEDULES, help="meta-learning rate over epochs (plateau: halved "
+                        f"from the best weights after --patience validations without a new best, {PLATEAU_HALVINGS} "
+                        "times at most; the next plateau stops)")
     recipe.add_argument("--clip", type=_optional(_positive(float)), help="meta-gradient norm limit, or none")
     recipe.add_argument("--seed", type=int)
     recipe.add_argument("--steps", type=_positive(int), help="optimizee steps per run (the horizon T)")

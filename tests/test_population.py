@@ -82,6 +82,17 @@ def test_population_training_equals_training_each_trial_alone(tmp_path):
     assert [h.get("population") for h in load_checkpoint(paths[1])["history"]] == [3, 3, None]
 
 
+def test_a_plateau_trial_halves_its_rate_in_a_population_as_alone(tmp_path):
+    """The plateau schedule puts a member back on its best weights at half its rate, in the
+    population as alone (the population holds no copy of the members' weights)."""
+    plateau = dataclasses.replace(SMALL, epochs=10, eval_every=1, patience=1, schedule="plateau", meta_lr=0.01)
+    alone = meta_train(plateau, tmp_path / "alone.pt", progress=False)
+    assert alone["halvings"] >= 1
+    together = train_population([plateau, SMALL], [tmp_path / "p0.pt", tmp_path / "p1.pt"], progress=False)
+    _same_checkpoint(alone, together[0])
+    assert together[0]["halvings"] == alone["halvings"]
+
+
 def test_a_diverging_member_is_skipped_alone(tmp_path):
     """A member whose numbers are not finite (here its φ was poisoned with a NaN after one epoch)
     is skipped in every epoch, as alone, and leaves the others' numbers untouched."""

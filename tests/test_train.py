@@ -466,6 +466,52 @@ def test_patience_stops_training_once_validation_stops_improving(monkeypatch, tm
         dataclasses.replace(SMALL, patience=0)
 
 
+def test_the_plateau_schedule_halves_the_rate_from_the_best_weights_then_stops(monkeypatch, tmp_path):
+    """"Until validation stops improving" on a noisy validation: a plateau (`patience` validations
+    without a new best) halves the meta-learning rate and goes on from the best weights; after
+    PLATEAU_HALVINGS halvings the next plateau stops training."""
+    import importlib
+
+    from l2l.training.config import PLATEAU_HALVINGS
+
+    module = importlib.import_module("l2l.training.meta_train")
+    scores = iter([1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.86, 0.87, 0.88, 0.7, 0.9, 0.9, 0.9])
+    monkeypatch.setattr(module, "validate", lambda opt, config, device, steps=None: next(scores))
+    rates, weights, task = [], {}, module.Trial.task
+
+    def watched(trial, problem):  # the rate and weights each epoch starts from
+        out = task(trial, problem)
+        rates.append(trial.meta_opt.param_groups[0]["lr"])
+        weights[trial.epoch] = {k: v.clone() for k, v in trial.opt.state_dict().items()}
+        return out
+
+    monkeypatch.setattr(module.Trial, "task", watched)
+    config = dataclasses.replace(SMALL, epochs=40, eval_every=1, patience=2, schedule="plateau")
+    ck = meta_train(config, tmp_path / "p.pt", progress=False)
+    assert PLATEAU_HALVINGS == 3 and ck["halvings"] == 3 and ck["stopped"]
+    assert ck["epoch"] == 12 and ck["best"]["epoch"] == 10  # the fourth plateau (epochs 11, 12) stops it
+    lr = SMALL.meta_lr
+    assert rates == pytest.approx([lr] * 4 + [lr / 2] * 3 + [lr / 4] * 2 + [lr / 8] * 3, rel=0, abs=0)
+    assert [h.get("halved_to") for h in ck["history"] if "halved_to" in h] == [lr / 2, lr / 4, lr / 8]
+    assert [h["epoch"] for h in ck["history"] if "halved_to" in h] == [4, 7, 9]
+    torch.testing.assert_close(weights[4], weights[2], rtol=0, atol=0)  # after epoch 4: epoch 2's (best) weights
+    assert not all(torch.equal(weights[3][k], weights[2][k]) for k in weights[2])
+    with pytest.raises(UserError, match="plateau.*patience"):
+        dataclasses.replace(SMALL, schedule="plateau")
+
+
+def test_a_plateau_run_resumed_after_interruption_equals_an_uninterrupted_one(tmp_path):
+    config = dataclasses.replace(SMALL, epochs=10, eval_every=1, patience=1, schedule="plateau", meta_lr=0.05)
+    whole = meta_train(config, tmp_path / "whole.pt", progress=False)
+    assert whole["halvings"] >= 1  # the test has a halving to carry over
+    meta_train(config, tmp_path / "split.pt", progress=False, stop_after=next(
+        h["epoch"] for h in whole["history"] if "halved_to" in h) + 1)
+    resumed = meta_train(config, tmp_path / "split.pt", progress=False)
+    torch.testing.assert_close(resumed["weights"], whole["weights"], rtol=0, atol=0)
+    assert [h["val"] for h in resumed["history"]] == [h["val"] for h in whole["history"]]
+    assert resumed["halvings"] == whole["halvings"]
+
+
 def test_a_training_resumed_on_another_machine_names_both(tmp_path):
     """A checkpoint's `hardware` says where its epochs ran, in order, so that a chapter never
     credits one machine with minutes another spent (LSTM-10k: a CPU, then an H200, then a CPU)."""

@@ -19,6 +19,10 @@ def flat_recipe(stored: dict) -> dict:
             **{f"optimizer.{k}": v for k, v in stored.get("optimizer", {}).items()}}
 
 
+SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU_HALVINGS = 3  # the plateau schedule's halvings of the meta-learning rate before it stops [book]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One meta-training recipe. Defaults follow the paper where it speaks, else the code."""
@@ -30,7 +34,10 @@ class TrainConfig:
     epochs: int = 1000  # runs of T steps [open]; the code does 10,000
     runs: int = 1  # functions batched per epoch, meta-gradients averaged [open]; 1 in the code
     meta_lr: float = 1e-3  # Adam on φ [code]; the paper random-searched it
-    schedule: str = "constant"  # meta-learning rate over epochs: constant [code] or cosine decay to 0
+    # meta-learning rate over epochs: constant [code], cosine decay to 0, or plateau [book]: halved
+    # from the best weights after `patience` validations without a new best, PLATEAU_HALVINGS times at
+    # most; the next plateau ends training (`Trial.record`)
+    schedule: str = "constant"
     clip: float | None = None  # clip each meta-gradient to this L2 norm [open]; None: no clipping
     eval_every: int = 100  # epochs between validations [open]; 1,000 in the code
     eval_runs: int = 64  # validation functions [open]; 20 in the code
@@ -64,8 +71,11 @@ class TrainConfig:
             raise UserError(f"imitation is a fraction of epochs in [0, 1], got {self.imitation}")
         if self.imitation and not (self.teacher_lr and self.teacher_lr > 0):
             raise UserError("imitation needs the tuned Adam's learning rate to imitate (teacher_lr)")
-        if self.schedule not in ("constant", "cosine"):
-            raise UserError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "plateau" and self.patience is None:
+            raise UserError("the plateau schedule halves the meta-learning rate after `patience` validations "
+                            "without a new best: give a patience")
         make_problem(self.problem)  # fail early on a bad SPEC
 
     @property
@@ -78,10 +88,13 @@ class TrainConfig:
         resumed run draws the same."""
         return self.imitation > 0 and random.Random(derive_seed(self.seed, "imitate", epoch)).random() < self.imitation
 
-    def lr_at(self, epoch: int) -> float:
-        """The meta-learning rate for an epoch (a pure function of it, so resuming is exact)."""
+    def lr_at(self, epoch: int, halvings: int = 0) -> float:
+        """The meta-learning rate for an epoch, after `halvings` plateaus (the plateau schedule; a
+        checkpoint keeps them), so resuming is exact."""
         if self.schedule == "cosine":
             return self.meta_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        if self.schedule == "plateau":
+            return self.meta_lr * 0.5 ** halvings
         return self.meta_lr
 
     def to_dict(self) -> dict:

@@ -27,7 +27,7 @@ from l2l.optimizers import Adam, LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
 from l2l.runtime import Busy, hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
-from l2l.training.config import TrainConfig, flat_recipe
+from l2l.training.config import PLATEAU_HALVINGS, TrainConfig, flat_recipe
 from l2l.training.unroll import GraphedUnroll, train_epoch
 
 log = logging.getLogger(__name__)  # a line per validation, for logs: `python -m l2l train --no-progress` shows it
@@ -165,7 +165,7 @@ class Trial:
         """The next epoch's training functions, with the meta-learning rate set for that epoch."""
         for opt in filter(None, (self.meta_opt, self.imitation_opt)):
             for group in opt.param_groups:
-                group["lr"] = self.config.lr_at(self.ck["epoch"])
+                group["lr"] = self.config.lr_at(self.ck["epoch"], self.ck.get("halvings", 0))
         return problem.sample(self.config.runs, derive_seed(self.config.seed, "train", self.ck["epoch"]),
                               self.device)
 
@@ -197,7 +197,10 @@ class Trial:
                               "weights": {k: v.detach().clone() for k, v in self.opt.state_dict().items()}}
             ck["stale"] = 0 if improved else ck.get("stale", 0) + 1  # validations since the last new best
             if config.patience and ck["stale"] >= config.patience:
-                ck["stopped"] = True
+                if config.schedule == "plateau" and ck.get("halvings", 0) < PLATEAU_HALVINGS:
+                    self._halve()
+                else:
+                    ck["stopped"] = True
             if config.curriculum:
                 self._curriculum(improved)
             postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
@@ -209,6 +212,14 @@ class Trial:
         if postfix:
             self.save()
         return postfix
+
+    def _halve(self):
+        """The plateau schedule: validation stopped improving, so training goes on from the best
+        weights at half the meta-learning rate (the next epoch's `task` sets it)."""
+        ck = self.ck
+        self.opt.load_state_dict(ck["best"]["weights"])
+        ck.update(halvings=ck.get("halvings", 0) + 1, stale=0)
+        ck["history"][-1].update(halved_to=self.config.lr_at(ck["epoch"], ck["halvings"]))
 
     def _curriculum(self, improved: bool):
         """Chen et al.'s rule, after a validation at the next stage's horizon: once the stage has
