@@ -337,7 +337,8 @@ def _recipe_options(t):
     recipe.add_argument("--eval-every", type=_positive(int), help="epochs between validations")
     recipe.add_argument("--eval-runs", type=_positive(int), help="validation functions")
     recipe.add_argument("--patience", type=_optional(_positive(int)),
-                        help="stop after this many validations without a new best (default: train every epoch)")
+                        help="stop after this many validations without a new best (with --schedule plateau: "
+                        "halve the meta-learning rate; default: train every epoch)")
     recipe.add_argument("--curriculum", type=_integers("horizons", "200,500,1000", least=1),
                         help="longer horizons after --steps, e.g. 200,500,1000: "
                         "train at one, validate at the next, move on when that stops improving (Chen et al. 2020)")

@@ -91,6 +91,7 @@ def test_a_plateau_trial_halves_its_rate_in_a_population_as_alone(tmp_path):
     together = train_population([plateau, SMALL], [tmp_path / "p0.pt", tmp_path / "p1.pt"], progress=False)
     _same_checkpoint(alone, together[0])
     assert together[0]["halvings"] == alone["halvings"]
+    assert any("halved_to" in h and h.get("population") == 2 for h in together[0]["history"])  # beside the other
 
 
 def test_a_diverging_member_is_skipped_alone(tmp_path):

@@ -100,9 +100,9 @@ def test_seeds_table_counts_the_trained_optimizers_below_every_tuned_baseline():
     assert lstm[4].strip() == "fails (ADAM)"  # behind ADAM at 200 (a tie with NAG does not count)
     assert "0 of 2 trained optimizers are below every tuned baseline" in text
     assert "took" not in text
-    # what each training cost, where the chapter knows it
+    # what each training took, where the chapter knows it
     text = seeds_table(curves, ["LSTM", "LSTM seed 1"], step=200, costs={"LSTM seed 1": "40 epochs, 3 min on EPYC"})
-    assert text.endswith(" Meta-training took 40 epochs, 3 min on EPYC for LSTM seed 1.")
+    assert text.endswith("\n\nWhat each one's meta-training took:\n\n- LSTM seed 1: 40 epochs, 3 min on EPYC")
 
 
 def test_the_sweep_table_says_where_the_search_stands():

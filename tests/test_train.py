@@ -369,24 +369,25 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     config = presets.train_config("quadratic:dim=3", "book", seed=1)
     meta_train(config, presets.checkpoint_path("quadratic:dim=3", "book", tmp_path, variant="seed1"),
                stop_after=1, progress=False)
-    found, missing = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path)
+    found, missing, costs = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path)
     assert found == {}
-    costs = presets.seed_costs("quadratic:dim=3", "book", (1, 2), tmp_path)  # what the seeds cost so far
-    assert list(costs) == ["LSTM seed 1"] and costs["LSTM seed 1"].startswith("1 of 3,000 epochs (unfinished), 0 min on ")
+    assert list(costs) == ["LSTM seed 1"]  # what each seed with a checkpoint took so far, and where
+    here = load_checkpoint(presets.checkpoint_path("quadratic:dim=3", "book", tmp_path, variant="seed1"))["hardware"]
+    assert costs["LSTM seed 1"] == f"1 of 3,000 epochs (unfinished), 0 min on {here}"
     assert missing[0].startswith("seed 1: 1 of 3,000 epochs") and "--seed 1" in missing[0]
     assert missing[1].startswith("seed 2: not trained")
-    found, missing = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
+    found, missing, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
     assert list(found) == ["LSTM seed 1"] and missing == []
     # another recipe's seeds (the search's winner at a longer budget): its own files, labels and commands
-    found, missing = presets.other_seeds("quadratic:dim=3", "book", (1,), tmp_path, label="LSTM-10k",
+    found, missing, _ = presets.other_seeds("quadratic:dim=3", "book", (1,), tmp_path, label="LSTM-10k",
                                          meta_lr=0.002, epochs=10)
     assert found == {} and "--epochs 10" in missing[0] and "--meta-lr 0.002" in missing[0]
     # or, asked to, shown as far as they got, the line saying how far (LSTM-10k's seeds, hours each)
-    found, lines = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path, partial=True)
+    found, lines, _ = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path, partial=True)
     assert list(found) == ["LSTM seed 1"]
     assert lines[0].startswith("seed 1: shown with its best weights after 1 of 3,000 epochs") and "--seed 1" in lines[0]
     assert lines[1].startswith("seed 2: not trained")
-    found, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3)
+    found, _, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3)
     assert list(found) == ["LSTM-10k seed 1"]
     assert presets.recipe_path(presets.train_config("quadratic:dim=3", "smoke", seed=1, epochs=3), "smoke",
                                tmp_path).exists()
@@ -498,18 +499,22 @@ def test_the_plateau_schedule_halves_the_rate_from_the_best_weights_then_stops(m
     assert not all(torch.equal(weights[3][k], weights[2][k]) for k in weights[2])
     with pytest.raises(UserError, match="plateau.*patience"):
         dataclasses.replace(SMALL, schedule="plateau")
+    with pytest.raises(UserError, match="plateau.*curriculum"):
+        dataclasses.replace(SMALL, schedule="plateau", patience=2, curriculum=(40,))
 
 
 def test_a_plateau_run_resumed_after_interruption_equals_an_uninterrupted_one(tmp_path):
     config = dataclasses.replace(SMALL, epochs=10, eval_every=1, patience=1, schedule="plateau", meta_lr=0.05)
     whole = meta_train(config, tmp_path / "whole.pt", progress=False)
-    assert whole["halvings"] >= 1  # the test has a halving to carry over
-    meta_train(config, tmp_path / "split.pt", progress=False, stop_after=next(
-        h["epoch"] for h in whole["history"] if "halved_to" in h) + 1)
-    resumed = meta_train(config, tmp_path / "split.pt", progress=False)
-    torch.testing.assert_close(resumed["weights"], whole["weights"], rtol=0, atol=0)
-    assert [h["val"] for h in resumed["history"]] == [h["val"] for h in whole["history"]]
-    assert resumed["halvings"] == whole["halvings"]
+    halved = next(h["epoch"] for h in whole["history"] if "halved_to" in h)
+    assert halved < config.epochs - 1  # a halving with epochs after it, to carry over
+    for stop in (halved, halved + 1):  # interrupted at the halving, or one epoch after it
+        meta_train(config, tmp_path / f"split{stop}.pt", progress=False, stop_after=stop)
+        assert load_checkpoint(tmp_path / f"split{stop}.pt")["epoch"] == stop
+        resumed = meta_train(config, tmp_path / f"split{stop}.pt", progress=False)
+        torch.testing.assert_close(resumed["weights"], whole["weights"], rtol=0, atol=0)
+        assert [h["val"] for h in resumed["history"]] == [h["val"] for h in whole["history"]]
+        assert resumed["halvings"] == whole["halvings"]
 
 
 def test_a_training_resumed_on_another_machine_names_both(tmp_path):

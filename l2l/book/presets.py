@@ -199,40 +199,27 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
 
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
                 retrain: bool = False, compile: bool = False, label: str = "LSTM", partial: bool = False,
-                **overrides) -> tuple[dict, list[str]]:
+                **overrides) -> tuple[dict, list[str], dict]:
     """The chapter's recipe (with `overrides` of its fields) trained with other seeds, for the
-    variance across meta-training: ({"<label> seed k": optimizer}, [a line per seed left out]). At
-    book scale without `retrain`, a seed whose checkpoint is missing or unfinished is left out rather
-    than trained inside a chapter (MNIST takes about an hour): `trained`. With `partial` an
-    unfinished seed is shown with its best weights so far, and its line says how far it got."""
-    found, lines = {}, []
-    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
-        opt, _, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
-                               command=command(recipe, scale, path))
-        if opt is not None:
-            found[f"{label} seed {k}"] = opt
-        if line:
-            lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
-    return found, lines
-
-
-def seed_costs(spec: str, scale: str, seeds, folder: str | Path | None = None, label: str = "LSTM",
-               **overrides) -> dict[str, str]:
-    """What the recipe's other seeds (`other_seeds`) cost to meta-train so far, for those with a
-    checkpoint: {"<label> seed k": "1,600 epochs, 68 min on <hardware>"} (`report.spent`)."""
-    costs = {}
-    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
-        if path.exists():
-            ck = load_checkpoint(path)
-            costs[f"{label} seed {k}"] = f"{spent(ck, recipe)} on {ck['hardware']}"
-    return costs
-
-
-def _seeded(spec: str, scale: str, seeds, folder, **overrides):
-    """(seed, recipe, checkpoint path) of the chapter's recipe with each of `seeds`."""
+    variance across meta-training: ({"<label> seed k": optimizer}, [a line per seed left out],
+    {"<label> seed k": what its meta-training took so far, `report.spent`, for each with a
+    checkpoint}). At book scale without `retrain`, a seed whose checkpoint is missing or unfinished
+    is left out rather than trained inside a chapter (MNIST takes about an hour): `trained`. With
+    `partial` an unfinished seed is shown with its best weights so far, and its line says how far
+    it got."""
+    found, lines, costs = {}, [], {}
     for k in seeds:
         recipe = train_config(spec, scale, seed=k, **overrides)
-        yield k, recipe, recipe_path(recipe, scale, folder)
+        path = recipe_path(recipe, scale, folder)
+        opt, ck, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
+                                command=command(recipe, scale, path))
+        if opt is not None:
+            found[f"{label} seed {k}"] = opt
+        if ck is not None:
+            costs[f"{label} seed {k}"] = spent(ck, recipe, where=True)
+        if line:
+            lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
+    return found, lines, costs
 
 
 def budget(spec: str, scale: str = "book", **overrides) -> str:

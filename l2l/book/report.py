@@ -132,7 +132,7 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
     """Variance across meta-training: each independently trained optimizer against the nearest tuned
     baseline at `step` (paired, on the same test runs) and its verdict against every tuned baseline
     (holds only when it is below each: the ledger's "holds for k of n"), and their spread; with
-    `costs` (label → what its meta-training cost, in words) a sentence on what each cost."""
+    `costs` (label → what its meta-training took, in words: `spent`) a list of what each took."""
     step = curves[trained[0]].steps if step == -1 else step
     tuned = {k: c for k, c in curves.items() if c.lr is not None}
     best = min(tuned, key=lambda k: tuned[k].mean[step])
@@ -151,10 +151,10 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
     spread = (f"their mean losses at step {step} span {loss_text(min(means))} to {loss_text(max(means))}"
               + (f" (standard deviation across trainings {loss_text(float(np.std(means, ddof=1)))})"
                  if len(means) > 1 else ""))
-    paid = [f"{costs[label]} for {label}" for label in trained if label in (costs or {})]
+    paid = [f"- {label}: {costs[label]}" for label in trained if label in (costs or {})]
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below every tuned baseline "
             f"at step {step} (paired; the nearest, {best}, at {loss_text(tuned[best].mean[step])}); {spread}."
-            + (f" Meta-training took {'; '.join(paid)}." if paid else ""))
+            + ("\n\nWhat each one's meta-training took:\n\n" + "\n".join(paid) if paid else ""))
 
 
 def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
@@ -217,18 +217,20 @@ def unfinished(ck: dict | None, config) -> str | None:
     return f"{ck['epoch']:,} of {config.epochs:,} epochs"
 
 
-def spent(ck: dict, config=None) -> str:
+def spent(ck: dict, config=None, where: bool = False) -> str:
     """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
     (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min', once its
     own rule (patience, the curriculum) ended it early '455 of 1,500 epochs (stopped: validation
-    stopped improving), 127 min'; and ', 118 imitating' for the epochs that imitated a teacher."""
+    stopped improving), 127 min'; and ', 118 imitating' for the epochs that imitated a teacher;
+    with `where`, ' on <hardware>' after it."""
     left = unfinished(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
     epochs = (f"{left} (unfinished)" if left else
               f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: validation stopped improving)" if early
               else f"{ck['epoch']:,} epochs")
     return (f"{epochs}, {ck['wall_time'] / 60:.0f} min"
-            + (f", {ck['imitated']} imitating" if ck.get("imitated") else ""))
+            + (f", {ck['imitated']} imitating" if ck.get("imitated") else "")
+            + (f" on {ck['hardware']}" if where else ""))
 
 
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],

@@ -76,6 +76,9 @@ class TrainConfig:
         if self.schedule == "plateau" and self.patience is None:
             raise UserError("the plateau schedule halves the meta-learning rate after `patience` validations "
                             "without a new best: give a patience")
+        if self.schedule == "plateau" and self.curriculum:
+            raise UserError("the plateau schedule and a curriculum both act when validation stops improving: "
+                            "choose one")
         make_problem(self.problem)  # fail early on a bad SPEC
 
     @property

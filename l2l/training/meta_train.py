@@ -197,7 +197,8 @@ class Trial:
                               "weights": {k: v.detach().clone() for k, v in self.opt.state_dict().items()}}
             ck["stale"] = 0 if improved else ck.get("stale", 0) + 1  # validations since the last new best
             if config.patience and ck["stale"] >= config.patience:
-                if config.schedule == "plateau" and ck.get("halvings", 0) < PLATEAU_HALVINGS:
+                if (config.schedule == "plateau" and ck.get("halvings", 0) < PLATEAU_HALVINGS
+                        and ck["epoch"] < config.epochs):  # none at the last epoch: nothing would follow
                     self._halve()
                 else:
                     ck["stopped"] = True
@@ -215,7 +216,8 @@ class Trial:
 
     def _halve(self):
         """The plateau schedule: validation stopped improving, so training goes on from the best
-        weights at half the meta-learning rate (the next epoch's `task` sets it)."""
+        weights at half the meta-learning rate (the next epoch's `task` sets it). Adam's moments
+        carry on, as when the curriculum moves on from the best weights."""
         ck = self.ck
         self.opt.load_state_dict(ck["best"]["weights"])
         ck.update(halvings=ck.get("halvings", 0) + 1, stale=0)
