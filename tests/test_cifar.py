@@ -123,6 +123,20 @@ def test_cifar_data_and_minibatches():
     assert grad.shape == task.theta.shape and task.groups.shape == (task.theta.shape[1],)
 
 
+@needs_cifar
+def test_both_assignments_draw_the_same_test_functions():
+    """Chapter 4 pairs an optimizer trained with the official assignment against the book's on the
+    same test runs: the assignment changes only which LSTM steps each coordinate, never θ_0, the
+    minibatches or the loss."""
+    tasks = [make_problem(f"cifar:assign={a},split=test,batch=8").sample(2, seed=3) for a in ("layers", "kernels")]
+    assert torch.equal(tasks[0].theta, tasks[1].theta)
+    for _ in range(2):
+        (x0, y0), (x1, y1) = tasks[0].batch(), tasks[1].batch()
+        assert torch.equal(x0, x1) and torch.equal(y0, y1)
+        assert torch.equal(tasks[0].loss(tasks[0].theta, (x0, y0)), tasks[1].loss(tasks[1].theta, (x1, y1)))
+    assert (tasks[0].groups != tasks[1].groups).sum() == 3 * 16  # the conv blocks' offsets change sides
+
+
 def test_silencing_one_lstm_freezes_its_group_only():
     opt = make_optimizer(LSTMConfig(output_scale=0.1, groups=2), seed=0)
     groups = torch.tensor([0, 0, 1, 1, 1])

@@ -467,7 +467,7 @@ def test_patience_stops_training_once_validation_stops_improving(monkeypatch, tm
         dataclasses.replace(SMALL, patience=0)
 
 
-def test_the_plateau_schedule_halves_the_rate_from_the_best_weights_then_stops(monkeypatch, tmp_path):
+def test_the_plateau_schedule_halves_the_rate_from_the_best_weights_then_stops(monkeypatch, tmp_path, caplog):
     """"Until validation stops improving" on a noisy validation: a plateau (`patience` validations
     without a new best) halves the meta-learning rate and goes on from the best weights; after
     PLATEAU_HALVINGS halvings the next plateau stops training."""
@@ -488,8 +488,11 @@ def test_the_plateau_schedule_halves_the_rate_from_the_best_weights_then_stops(m
 
     monkeypatch.setattr(module.Trial, "task", watched)
     config = dataclasses.replace(SMALL, epochs=40, eval_every=1, patience=2, schedule="plateau")
-    ck = meta_train(config, tmp_path / "p.pt", progress=False)
+    with caplog.at_level("INFO", logger=module.log.name):
+        ck = meta_train(config, tmp_path / "p.pt", progress=False)
     assert PLATEAU_HALVINGS == 3 and ck["halvings"] == 3 and ck["stopped"]
+    said = [r.getMessage() for r in caplog.records if "halved" in r.getMessage()]  # each halving is logged
+    assert len(said) == 3 and "halved to 0.0015 (1 of 3), from the best weights (epoch 2)" in said[0]
     assert ck["epoch"] == 12 and ck["best"]["epoch"] == 10  # the fourth plateau (epochs 11, 12) stops it
     lr = SMALL.meta_lr
     assert rates == pytest.approx([lr] * 4 + [lr / 2] * 3 + [lr / 4] * 2 + [lr / 8] * 3, rel=0, abs=0)

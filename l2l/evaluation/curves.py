@@ -155,7 +155,7 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
         {label: Curve}, learned optimizers first.
     """
     rates = tuned_rates(problem, baselines, tune_steps or steps, tune_runs, seed, device, grid, cache,
-                        progress, refresh)
+                        progress, refresh) if baselines else {}  # none to tune: nothing written to `cache`
     test = problem.held_out()
     candidates = {label: (opt, None) for label, opt in optimizers.items()}
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}

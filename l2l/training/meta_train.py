@@ -222,6 +222,9 @@ class Trial:
         self.opt.load_state_dict(ck["best"]["weights"])
         ck.update(halvings=ck.get("halvings", 0) + 1, stale=0)
         ck["history"][-1].update(halved_to=self.config.lr_at(ck["epoch"], ck["halvings"]))
+        log.info("%s: no new best in %d validations: meta-learning rate halved to %.3g (%d of %d), from the best "
+                 "weights (epoch %d)", self.path.name if self.path else self.config.problem, self.config.patience,
+                 ck["history"][-1]["halved_to"], ck["halvings"], PLATEAU_HALVINGS, ck["best"]["epoch"])
 
     def _curriculum(self, improved: bool):
         """Chen et al.'s rule, after a validation at the next stage's horizon: once the stage has
