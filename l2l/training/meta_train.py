@@ -207,12 +207,17 @@ class Trial:
             postfix = dict(meta_loss=f"{train_loss:.4g}", val=f"{val:.4g}", best=f"{ck['best']['val']:.4g}",
                            skipped=ck["skipped"])
             log.info("%s: epoch %d of %d, meta-loss %.4g, validation %.4g, best %.4g (epoch %d), %.1f min",
-                     self.path.name if self.path else config.problem, ck["epoch"], config.epochs, train_loss, val,
+                     self.name, ck["epoch"], config.epochs, train_loss, val,
                      ck["best"]["val"], ck["best"]["epoch"], ck["wall_time"] / 60)
         self.safe = self._snapshot()
         if postfix:
             self.save()
         return postfix
+
+    @property
+    def name(self) -> str:
+        """What the log lines call this trial: its checkpoint's file name, else its problem."""
+        return self.path.name if self.path else self.config.problem
 
     def _halve(self):
         """The plateau schedule: validation stopped improving, so training goes on from the best
@@ -223,7 +228,7 @@ class Trial:
         ck.update(halvings=ck.get("halvings", 0) + 1, stale=0)
         ck["history"][-1].update(halved_to=self.config.lr_at(ck["epoch"], ck["halvings"]))
         log.info("%s: no new best in %d validations: meta-learning rate halved to %.3g (%d of %d), from the best "
-                 "weights (epoch %d)", self.path.name if self.path else self.config.problem, self.config.patience,
+                 "weights (epoch %d)", self.name, self.config.patience,
                  ck["history"][-1]["halved_to"], ck["halvings"], PLATEAU_HALVINGS, ck["best"]["epoch"])
 
     def _curriculum(self, improved: bool):
