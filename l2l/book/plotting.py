@@ -32,8 +32,10 @@ COLORS = {  # every label a chapter plots; no two share a color (tests/test_plot
     "BFGS, exact line search": "#000000",
 }
 
-# For labels the book does not know (a variant added later): none of them is a book color.
-SPARE = ("#637939", "#bd9e39", "#843c39", "#5254a3", "#ce6dbd", "#6baed6", "#fd8d3c", "#74c476")
+# For labels the book does not know (a variant added later): none of them is a book color. In the
+# order they are handed out, the first four far apart (olive, indigo, brick, pink), so that a
+# figure's few variants never look alike.
+SPARE = ("#637939", "#5254a3", "#843c39", "#ce6dbd", "#bd9e39", "#6baed6", "#fd8d3c", "#74c476")
 
 BAND_NOTE = ("Where the lower edge of an interval is at or below zero, which a log axis cannot show, "
              "only its upper edge is drawn (dotted).")
