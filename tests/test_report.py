@@ -105,6 +105,17 @@ def test_seeds_table_counts_the_trained_optimizers_below_every_tuned_baseline():
     assert text.endswith("\n\nWhat each one's meta-training took:\n\n- LSTM seed 1: 40 epochs, 3 min on EPYC")
 
 
+def test_seeds_tables_show_each_step_once_in_order_with_the_costs_under_the_last():
+    from l2l.book.report import seeds_table, seeds_tables
+
+    curves, trained, took = _paired_curves(), ["LSTM", "LSTM seed 1"], {"LSTM seed 1": "40 epochs, 3 min on EPYC"}
+    text = seeds_tables(curves, trained, (200, 100, 200), took)
+    assert text == (seeds_table(curves, trained, step=100) + "\n\n"
+                    + seeds_table(curves, trained, step=200, costs=took))
+    assert text.count("What each one's meta-training took") == 1
+    assert seeds_tables(curves, trained, (200,)) == seeds_table(curves, trained, step=200)
+
+
 def test_the_sweep_table_says_where_the_search_stands():
     from l2l.book.report import sweep_table
 

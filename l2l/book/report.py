@@ -157,6 +157,13 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
             + ("\n\nWhat each one's meta-training took:\n\n" + "\n".join(paid) if paid else ""))
 
 
+def seeds_tables(curves: dict[str, Curve], trained: list[str], steps, costs: dict[str, str] | None = None) -> str:
+    """`seeds_table` at each of `steps` (ascending, each once), with what each training took
+    (`costs`) listed under the last."""
+    steps = sorted(set(steps))
+    return "\n\n".join(seeds_table(curves, trained, step=s, costs=costs if s == steps[-1] else None) for s in steps)
+
+
 def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
     """A sweep's table (`l2l.training.sweep`) as Markdown: each trial's meta-learning rate, epochs
     trained, best validation loss and where, its last validation (far above its best: a trial
