@@ -241,3 +241,8 @@ def test_unfinished_names_how_far_only_while_unfinished():
     assert unfinished({"epoch": 1500}, recipe) is None
     assert unfinished({"epoch": 455, "stopped": True}, recipe) is None  # stopped by its own rule: finished
     assert unfinished(None, recipe) is None  # not trained: no results file to mark
+    # the recipe's other seeds join it, and keep it unfinished while they run
+    assert unfinished({"epoch": 455}, recipe, "seed 1: 20 of 1,500 epochs") == "455 of 1,500 epochs; seed 1: 20 of 1,500 epochs"
+    assert unfinished({"epoch": 1500}, recipe, "seed 1: 20 of 1,500 epochs", "seed 2: 30 of 1,500 epochs") == (
+        "seed 1: 20 of 1,500 epochs; seed 2: 30 of 1,500 epochs")
+    assert unfinished({"epoch": 1500}, recipe, *[]) is None

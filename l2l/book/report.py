@@ -216,12 +216,13 @@ def stages_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def unfinished(ck: dict | None, config) -> str | None:
+def unfinished(ck: dict | None, config, *others: str) -> str | None:
     """How far an unfinished meta-training got, '455 of 1,500 epochs', or None when the checkpoint
-    (of the recipe `config`, a TrainConfig) is missing or finished: a results file's `unfinished`."""
-    if ck is None or finished(ck, config):
-        return None
-    return f"{ck['epoch']:,} of {config.epochs:,} epochs"
+    (of the recipe `config`, a TrainConfig) is missing or finished: a results file's `unfinished`.
+    `others`, lines on the same recipe's other trainings (its seeds still running, say), join it:
+    '455 of 1,500 epochs; seed 1: ...', None only when nothing is unfinished."""
+    own = None if ck is None or finished(ck, config) else f"{ck['epoch']:,} of {config.epochs:,} epochs"
+    return "; ".join(filter(None, (own, *others))) or None
 
 
 def spent(ck: dict, config=None, where: bool = False) -> str:
