@@ -463,7 +463,9 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--retrain", action="store_true", help="meta-train, tune and test again (each checkpoint once)")
     k.add_argument("--recompute", action="store_true",
                    help="tune and test again, reusing the trained optimizers (no cached rates or curves)")
-    k.add_argument("--out", default=".", help="book root to write book/*.ipynb under (default .)")
+    k.add_argument("--out", default=".", help="book root (default .): book/*.ipynb and the chapters' data/ "
+                   "(checkpoints, results) go under it, so at book scale another root starts without the "
+                   "committed optimizers and trains them")
     k.add_argument("--chapters", nargs="*", help="notebook names (default: every chapter in _toc.yml)")
     k.add_argument("--build", action="store_true", help="then run jupyter-book build")
     k.add_argument("--jobs", type=_positive(int), default=1,
