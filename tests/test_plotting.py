@@ -65,6 +65,21 @@ def test_a_linear_axis_draws_every_band_whole():
     plt.close(fig)
 
 
+def test_a_legend_below_sits_under_the_axes_clear_of_every_curve():
+    from l2l.book.plotting import plot_curves
+
+    fig, (ax, below) = plt.subplots(2, 1)
+    curves = {k: Curve(k, list(np.linspace(2.0, 0.5 + 0.1 * i, 50)), [0.05] * 50) for i, k in enumerate("ABCDEFGH")}
+    plot_curves(curves, ax)
+    plot_curves(curves, below, legend="below")
+    fig.canvas.draw()
+    box, frame = below.get_legend().get_window_extent(), below.get_window_extent()
+    assert box.y1 < frame.y0  # wholly under the axes' frame
+    inside = ax.get_legend().get_window_extent()
+    assert ax.get_window_extent().contains(inside.x0, inside.y0)  # the default stays inside
+    plt.close(fig)
+
+
 def test_a_curriculum_history_plots_a_validation_line_per_horizon_and_marks_each_move():
     """Validation losses at different horizons are not one curve: each horizon gets its own line,
     and a dotted line marks the epoch where training moved on to a longer horizon."""

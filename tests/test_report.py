@@ -224,12 +224,12 @@ def test_spent_says_how_far_a_training_got():
 
     recipe = train_config("mnist")  # 1,500 epochs
     ck = {"epoch": 455, "wall_time": 127.1 * 60, "imitated": 118}
-    assert spent(ck) == "455 epochs, 127 min, 118 imitating"
-    assert spent(ck, recipe) == "455 of 1,500 epochs (unfinished), 127 min, 118 imitating"
+    assert spent(ck) == "455 epochs, 118 of them imitating, 127 min"
+    assert spent(ck, recipe) == "455 of 1,500 epochs (unfinished), 118 of them imitating, 127 min"
     assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == (  # stopped by its rule
         "455 of 1,500 epochs (stopped: validation stopped improving), 127 min")
     assert spent({**ck, "stopped": True, "imitated": 0}) == "455 epochs, 127 min"  # no recipe: no total to name
-    assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 127 min, 118 imitating"
+    assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 118 of them imitating, 127 min"
 
 
 def test_unfinished_names_how_far_only_while_unfinished():

@@ -73,8 +73,10 @@ def band_note(*axes) -> str:
 
 
 def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = True,
-                start: int = 0, legend: bool = True):
-    """Mean loss per step with its 95% interval as a band, one line per optimizer.
+                start: int = 0, legend: bool | str = True):
+    """Mean loss per step with its 95% interval as a band, one line per optimizer; the legend in
+    the axes' emptiest corner, or with `legend="below"` under them, in two columns (for many curves
+    that cross: the figure then needs room below, which `tight_layout` makes).
 
     On a log axis a band is drawn only where its lower edge is positive; at the steps where it is
     not, only the upper edge is drawn, dotted, and the label is listed in `ax.open_below` (see
@@ -104,7 +106,9 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
     if title:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    if legend:
+    if legend == "below":
+        ax.legend(frameon=False, fontsize="small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    elif legend:
         ax.legend(frameon=False, fontsize="small")
     return ax
 

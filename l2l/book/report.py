@@ -229,16 +229,15 @@ def spent(ck: dict, config=None, where: bool = False) -> str:
     """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
     (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min', once its
     own rule (patience, the curriculum) ended it early '455 of 1,500 epochs (stopped: validation
-    stopped improving), 127 min'; and ', 118 imitating' for the epochs that imitated a teacher;
-    with `where`, ' on <hardware>' after it."""
+    stopped improving), 127 min'; with ', 118 of them imitating' after the epochs for those that
+    imitated a teacher; with `where`, ' on <hardware>' after it all."""
     left = unfinished(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
     epochs = (f"{left} (unfinished)" if left else
               f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: validation stopped improving)" if early
               else f"{ck['epoch']:,} epochs")
-    return (f"{epochs}, {ck['wall_time'] / 60:.0f} min"
-            + (f", {ck['imitated']} imitating" if ck.get("imitated") else "")
-            + (f" on {ck['hardware']}" if where else ""))
+    return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
+            + f", {ck['wall_time'] / 60:.0f} min" + (f" on {ck['hardware']}" if where else ""))
 
 
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],
