@@ -55,12 +55,10 @@ PRESETS = {
         "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=8),
                   "test": dict(runs=20, tune_runs=4, tune_steps=200, steps=1000, grid=CIFAR_GRID,
-                               sub_epochs=400, single_epochs=200, long_epochs=2000, update_runs=4,
-                               imitation=0.3)},  # the fraction of epochs imitating ADAM, as on MNIST
+                               sub_epochs=400, single_epochs=200, long_epochs=2000, update_runs=4)},
         "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=1, eval_runs=2),
                   "test": dict(runs=2, tune_runs=1, tune_steps=10, steps=20, grid=SMOKE_GRID,
-                               sub_epochs=2, single_epochs=1, long_epochs=4, update_runs=4,
-                               imitation=1.0)},  # every epoch imitates
+                               sub_epochs=2, single_epochs=1, long_epochs=4, update_runs=4)},
     },
     "neural_art": {
         # ≈ 3 s of one CPU core per epoch (128 steps of a 64×64 image): 800 epochs ≈ 40 min
