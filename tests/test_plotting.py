@@ -16,6 +16,22 @@ def test_labels_without_a_book_color_get_distinct_spare_colors():
     assert len(set(colors.values())) == 5
 
 
+def test_a_variant_keeps_its_color_from_figure_to_figure_whatever_else_a_figure_shows():
+    """Fig. 4.10 showed "2,000 epochs" in olive and Fig. 4.12 in brick: the spare color followed
+    the label's position within its figure. Now the first figure's choice sticks."""
+    from l2l.book.plotting import COLORS, SPARE, colors_for
+
+    first = colors_for(["LSTM", "ADAM", "trained longer (test)", "wider (test)"])
+    second = colors_for(["NAG", "grouped (test)", "wider (test)", "LSTM", "trained longer (test)"])
+    assert second["wider (test)"] == first["wider (test)"]
+    assert second["trained longer (test)"] == first["trained longer (test)"]
+    assert second["grouped (test)"] not in {first["wider (test)"], first["trained longer (test)"]}
+    assert second["NAG"] == COLORS["NAG"] and set(second.values()) - set(COLORS.values()) <= set(SPARE)
+    # more variants than spare colors: a figure's colors stay distinct as long as the spares last
+    many = colors_for([f"variant {k} (test)" for k in range(len(SPARE))])
+    assert len(set(many.values())) == len(SPARE)
+
+
 def test_the_books_colors_are_all_distinct_and_cover_every_plotted_label():
     from l2l.book.plotting import COLORS, SPARE, color
 

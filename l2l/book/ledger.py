@@ -167,6 +167,7 @@ LONG_BOTH = "LSTM, both changes, 2,000 epochs"  # BOTH's recipe trained for 2,00
 KERNELS = "LSTM, both changes, official grouping"  # BOTH's recipe with the official code's parameter groups (chapter 4)
 RUNS4 = "LSTM, both changes, 4 functions per update"  # BOTH's recipe averaging 4 functions per meta-update (chapter 4)
 IMITATING = "LSTM, both changes, imitating ADAM"  # BOTH's recipe with Chen et al.'s imitation of a tuned ADAM (chapter 4)
+CURRICULUM = "LSTM, both changes, curriculum"  # BOTH's recipe with Chen et al.'s curriculum over horizons (chapter 4)
 SUB_BOTH = "LSTM-sub, both changes"  # LSTM-sub (the last five labels) with both of chapter 4's changes
 LONG_ART = "LSTM, 1,600 epochs"  # the neural-art LSTM's recipe trained for twice its epochs (chapter 5)
 PATIENT = "LSTM, until validation stops"  # the neural-art LSTM trained until validation stopped improving (chapter 5)
@@ -275,6 +276,11 @@ CLAIMS = [
     *(Claim(f"Book: with both changes and imitation of a tuned ADAM (Chen et al.'s second ingredient), the CIFAR-10 "
             f"LSTM is below every tuned baseline at step {step:,}", "not in the paper (Fig. 7 left; Chen et al. 2020)",
             "04_cifar", "cifar-both-imitation", step, learned=IMITATING, against=("SGD", "RMSprop", "ADAM", "NAG"))
+      for step in (100, 1000)),
+    *(Claim(f"Book: with both changes and a curriculum over horizons (Chen et al.'s first ingredient: 100, 200, 500, "
+            f"then 1,000 steps), the CIFAR-10 LSTM is below every tuned baseline at step {step:,}",
+            "not in the paper (Fig. 7 left; Chen et al. 2020)", "04_cifar", "cifar-both-curriculum", step,
+            learned=CURRICULUM, against=("SGD", "RMSprop", "ADAM", "NAG"))
       for step in (100, 1000)),
     *(Claim(f"Book: with both changes, LSTM-sub (trained on the other labels) is below every tuned baseline on "
             f"{panel} at step {step:,}", f"not in the paper (Fig. 7 {where}: LSTM-sub "

@@ -1,6 +1,7 @@
 """Figures in the paper's style: loss (log scale) against step, a 95% band around each mean.
 
-One color per optimizer across the whole book, so a reader can follow "ADAM" from chapter to chapter.
+One color per optimizer across the whole book, so a reader can follow "ADAM" from chapter to chapter,
+and one per variant (a longer training, an ablation) across its chapter.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ COLORS = {  # every label a chapter plots; no two share a color (tests/test_plot
     "BFGS, exact line search": "#000000",
 }
 
-# For labels the book does not know (a variant added later): none of them is a book color. In the
-# order they are handed out, the first four far apart (olive, indigo, brick, pink), so that a
-# figure's few variants never look alike.
-SPARE = ("#637939", "#5254a3", "#843c39", "#ce6dbd", "#bd9e39", "#6baed6", "#fd8d3c", "#74c476")
+# For labels the book does not know (a variant added later): none of them is a book color, nor a
+# lighter shade of one (light orange beside SGD reads as SGD), and all far apart (olive, indigo,
+# brick, orchid, gold). A chapter with more variants hands them out again, never twice in a figure.
+SPARE = ("#637939", "#5254a3", "#843c39", "#ce6dbd", "#bd9e39")
 
 BAND_NOTE = ("Where the lower edge of an interval is at or below zero, which a log axis cannot show, "
              "only its upper edge is drawn (dotted).")
@@ -47,16 +48,32 @@ def _book_color(label: str) -> str | None:
     return COLORS.get(label, COLORS.get(re.sub(r"\s*\(.*\)$", "", label)))
 
 
+# The spare color each variant was first given, for the life of the process (one chapter's kernel):
+# a variant keeps it in every later figure, so "LSTM, 2,000 epochs" looks the same throughout its
+# chapter whatever else a figure shows.
+_GIVEN: dict[str, str] = {}
+
+
 def color(label: str) -> str:
-    return _book_color(label) or SPARE[0]
+    return colors_for([label])[label]
 
 
 def colors_for(labels) -> dict[str, str]:
-    """A color per label: the book's own where it has one, else the next spare color that no
-    other label of the same figure uses (so variants such as ablations stay apart)."""
-    known = {label: _book_color(label) for label in labels}
-    spare = iter(c for c in SPARE if c not in known.values())
-    return {label: c or next(spare, SPARE[0]) for label, c in known.items()}
+    """A color per label: the book's own where it has one; else the spare color the label was first
+    given in this process, unless another label of the same figure has it; else the first spare that
+    no other variant has been given (so variants such as ablations stay apart), then the first that
+    no label of this figure uses."""
+    colors = {label: _book_color(label) for label in labels}
+    for label in colors:
+        if colors[label] is None:
+            taken = set(colors.values())
+            given = _GIVEN.get(label)
+            if given is None or given in taken:
+                free = [c for c in SPARE if c not in taken]
+                given = next((c for c in free if c not in _GIVEN.values()), free[0] if free else SPARE[0])
+                _GIVEN.setdefault(label, given)
+            colors[label] = given
+    return colors
 
 
 def open_below(curves: dict[str, Curve], start: int = 0) -> list[str]:
