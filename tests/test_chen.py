@@ -117,3 +117,11 @@ def test_recipes_for_the_curriculum_and_imitation_are_checked():
         meta_train(dataclasses.replace(SMALL, imitation=0.5, teacher_lr=0.1), None, cuda_graphs=True,
                    device="cuda" if torch.cuda.is_available() else "cpu", progress=False)
     assert TrainConfig.from_dict(dataclasses.replace(SMALL, curriculum=(20,)).to_dict()).curriculum == (20,)
+
+
+def test_a_curriculum_validates_at_its_next_horizon_and_the_last_stage_at_its_own():
+    from l2l.training import TrainConfig
+
+    config = TrainConfig(problem="quadratic", steps=100, unroll=20, curriculum=(200, 500))
+    assert [config.validated_at(stage) for stage in range(3)] == [200, 500, 500]
+    assert TrainConfig(problem="quadratic", steps=100, unroll=20).validated_at() == 100

@@ -86,6 +86,11 @@ class TrainConfig:
         """The training horizons in order: `steps`, then the curriculum's."""
         return (self.steps, *self.curriculum)
 
+    def validated_at(self, stage: int = 0) -> int:
+        """The horizon a curriculum's `stage` validates at: the next one, the last one at its end
+        (`steps` without a curriculum)."""
+        return self.horizons[min(stage + 1, len(self.horizons) - 1)]
+
     def imitates(self, epoch: int) -> bool:
         """Whether an epoch imitates the teacher: drawn from the seed and epoch alone, so that a
         resumed run draws the same."""

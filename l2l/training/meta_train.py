@@ -145,8 +145,7 @@ class Trial:
     @property
     def validation_steps(self) -> int:
         """The horizon validated at: the curriculum's next one, the last one at its end."""
-        horizons = self.config.horizons
-        return horizons[min(self.ck.get("stage", 0) + 1, len(horizons) - 1)]
+        return self.config.validated_at(self.ck.get("stage", 0))
 
     def epoch_loss(self, task, graphed=None) -> float:
         """Train one epoch on `task`: a meta-training run at the current horizon, or (on the
