@@ -98,23 +98,32 @@ def test_a_legend_below_sits_under_the_axes_clear_of_every_curve():
 
 def test_a_curriculum_history_plots_a_validation_line_per_horizon_and_marks_each_move():
     """Validation losses at different horizons are not one curve: each horizon gets its own line,
-    and a dotted line marks the epoch where training moved on to a longer horizon."""
+    a dotted line marks the epoch where training moved on to a longer horizon, and the new horizon's
+    line starts, hollow, at the mark its stage must beat."""
     import matplotlib.pyplot as plt
 
     from l2l.book.plotting import plot_training
 
     history = [{"epoch": 50, "train": 9.0, "val": 0.40, "steps": 100, "val_steps": 200},
-               {"epoch": 100, "train": 8.0, "val": 0.35, "steps": 100, "val_steps": 200, "advanced_to": 200},
+               {"epoch": 100, "train": 8.0, "val": 0.35, "steps": 100, "val_steps": 200, "advanced_to": 200,
+                "mark": 0.33},
                {"epoch": 150, "train": 7.0, "val": 0.30, "steps": 200, "val_steps": 500}]
     fig, ax = plt.subplots()
     plot_training(history, ax)
     lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
     assert list(lines) == ["validation loss at step 200", "validation loss at step 500"]
     assert list(lines["validation loss at step 200"].get_xdata()) == [50, 100]
+    # the next stage's line starts at its mark: the best weights validated at 500 steps when it moved on
+    assert list(zip(lines["validation loss at step 500"].get_xdata(),
+                    lines["validation loss at step 500"].get_ydata())) == [(100, 0.33), (150, 0.30)]
+    marks = [l for l in ax.get_lines() if l.get_label() == "_mark"]
+    assert len(marks) == 1 and marks[0].get_markerfacecolor() == "white"
+    assert list(marks[0].get_xdata()) == [100] and list(marks[0].get_ydata()) == [0.33]
     moves = [l for l in ax.get_lines() if l.get_linestyle() == ":"]
     assert len(moves) == 1 and list(moves[0].get_xdata()) == [100, 100]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["validation loss at step 200", "validation loss at step 500", "training meta-loss"]
+    assert legend == ["validation loss at step 200", "validation loss at step 500", "training meta-loss",
+                      "its best weights when it moved on"]
     fig, ax = plt.subplots()  # a plain history: one validation line, as before
     plot_training([{k: v for k, v in h.items() if k in ("epoch", "train", "val")} for h in history], ax)
     assert [l.get_label() for l in ax.get_lines()] == ["validation final loss"]

@@ -1,5 +1,6 @@
 """What chapters print: tables and the sentences computed from the numbers."""
 
+import dataclasses
 from pathlib import Path
 
 from l2l.evaluation import Curve
@@ -229,6 +230,9 @@ def test_spent_says_how_far_a_training_got():
     assert spent({**ck, "stopped": True, "imitated": 0}, recipe) == (  # stopped by its rule
         "455 of 1,500 epochs (stopped: validation stopped improving), 127 min")
     assert spent({**ck, "stopped": True, "imitated": 0}) == "455 epochs, 127 min"  # no recipe: no total to name
+    staged = dataclasses.replace(recipe, curriculum=(200, 500, 1000))  # the curriculum's rule names the stage
+    assert spent({**ck, "stopped": True, "imitated": 0, "stage": 2, "stage_improved": False}, staged) == (
+        "455 of 1,500 epochs (stopped: its 500-step stage never improved on the weights it started from), 127 min")
     assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 118 of them imitating, 127 min"
 
 

@@ -134,17 +134,24 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
                   legend: bool = True):
     """Training meta-loss and validation final loss against epoch, from a checkpoint's history.
     A curriculum's history (`val_steps` in its records) gets a validation line per horizon and a
-    dotted line where training moved on to a longer one. `ylabels`: which y axes are labelled
+    dotted line where training moved on to a longer one; each later line starts at its stage's mark
+    (hollow: the best weights so far, validated at the new horizon when training moved on). `ylabels`: which y axes are labelled
     ("both", "left", "right" or "none"), so that panels in a grid can share the labels of its outer
     columns."""
     ax = ax or plt.gca()
     epochs = [h["epoch"] for h in history]
     horizons = list(dict.fromkeys(h.get("val_steps") for h in history))  # None: no curriculum
     shades = plt.cm.Reds(np.linspace(0.45, 0.95, len(horizons))) if len(horizons) > 1 else [color("LSTM")]
+    marks = [(after.get("val_steps"), (h["epoch"], h["mark"]))  # each stage's mark, at the horizon it validates
+             for h, after in zip(history, history[1:]) if "mark" in h]
     for horizon, shade in zip(horizons, shades):
-        points = [(h["epoch"], h["val"]) for h in history if h.get("val_steps") == horizon]
+        at = [point for h, point in marks if h == horizon]
+        points = sorted([(h["epoch"], h["val"]) for h in history if h.get("val_steps") == horizon] + at,
+                        key=lambda point: point[0])
         ax.plot(*zip(*points), "o-", color=shade, ms=3,
                 label="validation final loss" if horizon is None else f"validation loss at step {horizon}")
+        for point in at:
+            ax.plot(*point, "o", color=shade, mfc="white", ms=5, zorder=3, label="_mark")
     for h in history:
         if "advanced_to" in h:
             ax.axvline(h["epoch"], color="k", lw=0.8, ls=":")
@@ -162,8 +169,11 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
     ax.set_title(title)
     if legend:
         lines = [line for line in ax.get_lines() + twin.get_lines() if not line.get_label().startswith("_")]
+        labels = [line.get_label() for line in lines]
+        hollow = [line for line in ax.get_lines() if line.get_label() == "_mark"][:1]  # one entry for all marks
         below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2) if len(horizons) > 1 else {}
-        ax.legend(lines, [l.get_label() for l in lines], frameon=False, fontsize="small", **below)
+        ax.legend(lines + hollow, labels + ["its best weights when it moved on"] * len(hollow), frameon=False,
+                  fontsize="small", **below)
     return ax
 
 

@@ -228,14 +228,16 @@ def unfinished(ck: dict | None, config, *others: str) -> str | None:
 def spent(ck: dict, config=None, where: bool = False) -> str:
     """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
     (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min', once its
-    own rule (patience, the curriculum) ended it early '455 of 1,500 epochs (stopped: validation
-    stopped improving), 127 min'; with ', 118 of them imitating' after the epochs for those that
+    own rule ended it early '455 of 1,500 epochs (stopped: validation stopped improving), 127 min'
+    (patience) or '(stopped: its 500-step stage never improved on the weights it started from)' (the
+    curriculum); with ', 118 of them imitating' after the epochs for those that
     imitated a teacher; with `where`, ' on <hardware>' after it all."""
     left = unfinished(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
-    epochs = (f"{left} (unfinished)" if left else
-              f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: validation stopped improving)" if early
-              else f"{ck['epoch']:,} epochs")
+    why = ("validation stopped improving" if not early or ck.get("stage_improved", True) else  # the curriculum's rule
+           f"its {config.horizons[ck.get('stage', 0)]:,}-step stage never improved on the weights it started from")
+    epochs = (f"{left} (unfinished)" if left else f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: {why})"
+              if early else f"{ck['epoch']:,} epochs")
     return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
             + f", {ck['wall_time'] / 60:.0f} min" + (f" on {ck['hardware']}" if where else ""))
 
