@@ -250,3 +250,18 @@ def test_unfinished_names_how_far_only_while_unfinished():
     assert unfinished({"epoch": 1500}, recipe, "seed 1: 20 of 1,500 epochs", "seed 2: 30 of 1,500 epochs") == (
         "seed 1: 20 of 1,500 epochs; seed 2: 30 of 1,500 epochs")
     assert unfinished({"epoch": 1500}, recipe, *[]) is None
+
+
+def test_the_horizons_shown_are_those_the_best_weights_trained_on():
+    """A curriculum that moved on to 500-step runs but never beat the weights trained on 200 shows
+    100 and 200 (the best weights' stage), not the recipe's every horizon."""
+    from l2l.book.presets import train_config
+    from l2l.book.report import trained_horizons
+
+    recipe = dataclasses.replace(train_config("mnist"), curriculum=(200, 500, 1000))
+    history = [{"epoch": 150, "steps": 100}, {"epoch": 300, "steps": 200}, {"epoch": 350, "steps": 200},
+               {"epoch": 400, "steps": 500}, {"epoch": 500, "steps": 500}]
+    assert trained_horizons({"history": history, "best": {"epoch": 300}}, recipe) == (100, 200)
+    assert trained_horizons({"history": history, "best": {"epoch": 400}}, recipe) == (100, 200, 500)
+    plain = train_config("mnist")
+    assert trained_horizons({"history": [{"epoch": 50}], "best": {"epoch": 50}}, plain) == (100,)

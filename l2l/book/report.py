@@ -216,6 +216,15 @@ def stages_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trained_horizons(ck: dict, config) -> tuple[int, ...]:
+    """The horizons a checkpoint's best weights were trained on: its recipe's (`config`, a
+    TrainConfig) up to the curriculum stage they come from (a later stage that never beat them
+    does not count); `(config.steps,)` without a curriculum."""
+    steps = next((h.get("steps", config.steps) for h in ck["history"] if h["epoch"] == ck["best"]["epoch"]),
+                 config.steps)
+    return tuple(h for h in config.horizons if h <= steps)
+
+
 def unfinished(ck: dict | None, config, *others: str) -> str | None:
     """How far an unfinished meta-training got, '455 of 1,500 epochs', or None when the checkpoint
     (of the recipe `config`, a TrainConfig) is missing or finished: a results file's `unfinished`.
