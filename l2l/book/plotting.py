@@ -135,9 +135,9 @@ def plot_training(history: list[dict], ax=None, title: str = "meta-training", yl
     """Training meta-loss and validation final loss against epoch, from a checkpoint's history.
     A curriculum's history (`val_steps` in its records) gets a validation line per horizon and a
     dotted line where training moved on to a longer one; each later line starts at its stage's mark
-    (hollow: the best weights so far, validated at the new horizon when training moved on). `ylabels`: which y axes are labelled
-    ("both", "left", "right" or "none"), so that panels in a grid can share the labels of its outer
-    columns."""
+    (hollow: the best weights so far, validated at the new horizon when training moved on).
+    `ylabels`: which y axes are labelled ("both", "left", "right" or "none"), so that panels in a
+    grid can share the labels of its outer columns."""
     ax = ax or plt.gca()
     epochs = [h["epoch"] for h in history]
     horizons = list(dict.fromkeys(h.get("val_steps") for h in history))  # None: no curriculum
