@@ -49,14 +49,15 @@ PRESETS = {
         "smoke": {"train": dict(epochs=2, runs=1, steps=40, eval_every=2, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
                                long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
-                               chen=dict(curriculum=(200,), imitation=1.0))},  # every epoch imitates
+                               chen=dict(curriculum=(60,), imitation=1.0))},  # every epoch imitates
     },
     "cifar": {
         "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=8),
                   "test": dict(runs=20, tune_runs=4, tune_steps=200, steps=1000, grid=CIFAR_GRID,
                                sub_epochs=400, single_epochs=200, long_epochs=2000, update_runs=4)},
-        "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=1, eval_runs=2),
+        # smoke: one validation per 2-epoch training, as MNIST's (CIFAR's steps make half of `make test`'s time)
+        "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=2, eval_runs=2),
                   "test": dict(runs=2, tune_runs=1, tune_steps=10, steps=20, grid=SMOKE_GRID,
                                sub_epochs=2, single_epochs=1, long_epochs=4, update_runs=4)},
     },
