@@ -537,3 +537,28 @@ def test_a_training_resumed_on_another_machine_names_both(tmp_path):
     meta_train(SMALL, path, progress=False)
     ck = load_checkpoint(path)
     assert ck["epoch"] == SMALL.epochs and ck["hardware"] == f"NVIDIA H200, then {here}"
+
+
+@needs_mnist
+def test_two_chapters_running_the_search_at_once_both_read_it_finished(tmp_path):
+    """Chapters 2 and 4 both call `presets.search` and may run side by side: below book scale the
+    second to start waits for the first and reads the finished table, rather than leaving out the
+    trials the first is training. At book scale a chapter only reads the table."""
+    import concurrent.futures as cf
+    import threading
+
+    from l2l.book import presets
+
+    start = threading.Barrier(2)
+
+    def chapter():
+        start.wait()
+        return presets.search("mnist", "smoke", tmp_path)
+
+    with cf.ThreadPoolExecutor(2) as pool:
+        (path, first), (_, second) = [f.result() for f in [pool.submit(chapter) for _ in range(2)]]
+    assert path == presets.sweep_path("mnist", "smoke", tmp_path / "results")
+    trials = presets.test_settings("mnist", "smoke")["sweep_trials"]
+    assert first["complete"] and second == first and len(first["rows"]) == trials
+    assert len(list((tmp_path / "checkpoints" / "sweeps").glob("*.pt"))) == trials
+    assert presets.search("mnist", "book", tmp_path) == (presets.sweep_path("mnist", "book", tmp_path / "results"), None)

@@ -7,6 +7,7 @@ A chapter's `scale` parameter and the CLI's `--scale` both read this one table.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from l2l.book.report import spent, unfinished
@@ -14,8 +15,8 @@ from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
-from l2l.runtime import checkpoints_dir, repository, results_dir
-from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from
+from l2l.runtime import checkpoints_dir, locked, repository, results_dir
+from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from, sweep
 from l2l.training.config import flat_recipe
 
 SCALES = ("smoke", "book")
@@ -172,6 +173,21 @@ def sweep_path(spec: str, scale: str = "book", folder: str | Path | None = None,
     """The table of `python -m l2l sweep --problem <spec> --sweep-seed <seed>` (its trials'
     checkpoints: `l2l.training.trial_path`)."""
     return results_path(spec, scale, folder, name=f"sweep-{make_problem(spec).slug}-{seed}")
+
+
+def search(spec: str, scale: str, folder: str | Path, seed: int = 0) -> tuple[Path, dict | None]:
+    """A chapter's random search over the meta-learning rate of `spec`'s recipe (chapter 2's, read
+    by chapter 4 too): the path of its table (`sweep_path`, in `folder`/results) and the table, or
+    None where it has not been run. At book scale it takes days of a CPU, so `python -m l2l sweep`
+    runs it and a chapter only reads it; below, the chapter runs it first (seconds), holding the
+    table's lock, so that another chapter running it at the same time waits, then reads it."""
+    folder = Path(folder)
+    path = sweep_path(spec, scale, folder / "results")
+    if scale != "book":
+        with locked(path):  # a chapter beside one running it waits here (else: two sweeps, one trial)
+            sweep(train_config(spec, scale, seed=seed), test_settings(spec, scale)["sweep_trials"],
+                  folder / "checkpoints" / "sweeps", path, progress=False)
+    return path, json.loads(path.read_text()) if path.exists() else None
 
 
 def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", retrain: bool = False,
