@@ -542,8 +542,8 @@ def test_a_training_resumed_on_another_machine_names_both(tmp_path):
 @needs_mnist
 def test_two_chapters_running_the_search_at_once_both_read_it_finished(tmp_path):
     """Chapters 2 and 4 both call `presets.search` and may run side by side: below book scale the
-    second to start waits for the first and reads the finished table, rather than leaving out the
-    trials the first is training. At book scale a chapter only reads the table."""
+    second to start waits for the first and reads the finished table, instead of meeting the trial
+    the first is training (and stopping). At book scale a chapter only reads the table."""
     import concurrent.futures as cf
     import threading
 
