@@ -282,3 +282,46 @@ def test_a_checkpoint_that_another_process_is_training_is_not_trained_twice(tmp_
         holder.join()
     assert not in_use(busy)
     assert [r["trial"] for r in sweep(SMALL, 2, folder, table, progress=False)["rows"]] == [0, 1]
+
+
+def test_a_trial_another_sweep_takes_after_this_one_started_is_left_alone(tmp_path, monkeypatch, capsys):
+    """Two sweeps of one table started together: each finds every trial free at its start, then the
+    other takes one. Meeting it, a sweep leaves it alone and trains the rest (it used to stop with
+    "another process is training")."""
+    import importlib
+    import threading
+
+    from l2l.runtime import locked
+
+    sweeps = importlib.import_module("l2l.training.sweep")  # the module, which `l2l.training.sweep` (the function) hides
+
+    folder, table = tmp_path / "trials", tmp_path / "s.json"
+    taken = trial_path(folder, table, 1)
+    held, release = threading.Event(), threading.Event()
+
+    def other_sweep():  # a flock on its own file description: to the sweep's thread, another holder
+        with locked(taken):
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=other_sweep)
+    train_group = sweeps.train_group
+
+    def then_the_other_takes_trial_1(*args, **kwargs):
+        done = train_group(*args, **kwargs)
+        if not holder.is_alive() and not held.is_set():  # after trial 0, before the sweep reaches trial 1
+            holder.start()
+            held.wait()
+        return done
+
+    monkeypatch.setattr(sweeps, "train_group", then_the_other_takes_trial_1)
+    try:
+        result = sweep(SMALL, 3, folder, table, progress=False)
+    finally:
+        release.set()
+        if holder.is_alive():
+            holder.join()
+    assert held.is_set() and [r["trial"] for r in result["rows"]] == [0, 2] and not taken.exists()
+    assert "trial 1: another process is training it (s-trial1.pt)" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert sweep(SMALL, 3, folder, table, progress=False)["complete"]

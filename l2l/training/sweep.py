@@ -10,10 +10,12 @@ with the numbers each gets alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -21,7 +23,7 @@ import torch
 from l2l.errors import UserError
 from l2l.problems import derive_seed
 from l2l.problems.base import check_choice, generator
-from l2l.runtime import atomic_write, in_use, progress as progress_bar
+from l2l.runtime import Busy, atomic_write, in_use, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import finished
@@ -75,10 +77,10 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
     configs = draw_trials(config, trials, low, high, seed)
     paths = [trial_path(folder, table, k) for k in range(trials)]
     name = Path(table).stem
-    if train:
+    if train and backend == "ray":  # Ray's workers take the locks in their own processes: leave out what is taken now
         busy = [k for k in chosen if in_use(paths[k])]
         for k in busy:
-            print(f"trial {k}: another process is training it ({paths[k].name}); this sweep leaves it alone")
+            _leave_alone(k, paths[k])
         chosen = [k for k in chosen if k not in busy]
     groups = [chosen[i:i + population] for i in range(0, len(chosen), population)]
     try:
@@ -92,8 +94,10 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
                 left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
                 if left is not None and left <= 0:
                     break
-                train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
-                            compile=compile, max_minutes=left, progress=progress, cuda_graphs=cuda_graphs)
+                with claimed(group, paths) as group:
+                    if group:
+                        train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
+                                    compile=compile, max_minutes=left, progress=progress, cuda_graphs=cuda_graphs)
     finally:  # what the trials' checkpoints hold, however training ended
         rows = [trial_row(k, configs[k], paths[k], load_checkpoint(paths[k])) for k in range(trials) if paths[k].exists()]
         finished = [r for r in rows if r["finished"] and math.isfinite(r["best_val"])]
@@ -103,6 +107,26 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
                   "rows": rows}
         atomic_write(table, json.dumps(result, indent=1))
     return result
+
+
+@contextlib.contextmanager
+def claimed(trials: list[int], paths: list[Path]) -> Iterator[list[int]]:
+    """Hold the checkpoint locks of those `trials` no other process holds, for the `with` block;
+    yields them. Taken at the moment a trial would start, not when the sweep starts: two sweeps of
+    one table started together each go on past the trials the other has taken since."""
+    with contextlib.ExitStack() as stack:
+        free = []
+        for k in trials:
+            try:
+                stack.enter_context(locked(paths[k], wait=False))
+                free.append(k)
+            except Busy:
+                _leave_alone(k, paths[k])
+        yield free
+
+
+def _leave_alone(k: int, path: Path):
+    print(f"trial {k}: another process is training it ({path.name}); this sweep leaves it alone")
 
 
 def trial_row(k: int, config: TrainConfig, path: Path, ck: dict) -> dict:
