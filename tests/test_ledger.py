@@ -123,3 +123,18 @@ def test_a_recipe_s_other_seeds_count_for_its_own_claims_alone(tmp_path):
     longer, book = ledger.ledger([Claim("longer", "–", "02_mnist", "longer", 100, learned="LSTM-10k"),
                                   Claim("book", "–", "02_mnist", "longer", 100)], tmp_path)
     assert longer.trained == "1 of 2" and book.trained == "1 of 1"
+
+
+def test_a_run_that_retrains_quotes_no_result_from_before_it(tmp_path, monkeypatch):
+    """`make book RETRAIN=1 JOBS=2`: chapter 4 quotes chapter 2's MNIST verdict while chapter 2 may
+    still be retraining; until chapter 2 has tested its new optimizer, the file holds the old one's."""
+    from l2l.training.meta_train import RETRAINED_SINCE
+
+    _fixture(tmp_path)
+    written = (tmp_path / "good.json").stat().st_mtime
+    claims = [Claim("beats", "–", "01_quadratics", "good", 100), Claim("sweep", "–", "02_mnist", "sweep/*", 100)]
+    monkeypatch.setenv(RETRAINED_SINCE, repr(written + 1))  # the run started after the files were written
+    for row in ledger.ledger(claims, tmp_path):
+        assert row.verdict == "no results" and row.note.endswith("from before this run's retraining")
+    monkeypatch.setenv(RETRAINED_SINCE, repr(written - 1))  # written by this run
+    assert [r.verdict for r in ledger.ledger(claims, tmp_path)] == ["holds", "partly"]

@@ -370,9 +370,15 @@ def out_of_time(start: float, max_minutes: float | None) -> bool:
 RETRAINED_SINCE = "L2L_RETRAINED_SINCE"
 
 
+def before_this_run(path: str | Path) -> bool:
+    """Whether the book runner is retraining and `path` was written before it started: a
+    checkpoint, or a result another chapter has not made again yet."""
+    since, path = os.environ.get(RETRAINED_SINCE), Path(path)
+    return bool(since) and path.exists() and path.stat().st_mtime < float(since)
+
+
 def _retrained_already(path: Path) -> bool:
-    since = os.environ.get(RETRAINED_SINCE)
-    return bool(since) and path.exists() and path.stat().st_mtime >= float(since)
+    return bool(os.environ.get(RETRAINED_SINCE)) and path.exists() and not before_this_run(path)
 
 
 def load_or_train(config: TrainConfig, path: str | Path, device: str = "cpu", retrain: bool = False,
