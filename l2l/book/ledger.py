@@ -315,7 +315,7 @@ CHAPTERS = {
     "05_neural_art": "Figs. 8, 9, Appendix B",
     "06_ntm_bfgs": "Appendix (no public code)",
     "07_own_model": "– (beyond the paper: a trained optimizer on your own model)",
-    "90_speed": "– (speed: CPU here, GPU on one H100)",
+    "90_speed": "– (speed: CPU here; GPU on one H100, populations on one H200)",
 }
 
 
