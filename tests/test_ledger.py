@@ -59,11 +59,17 @@ def test_rows_are_computed_from_the_results(tmp_path):
     assert "| {doc}`04_cifar` | Fig. 7 | 1 holds, 1 no results |" in status
 
 
-def test_a_claim_about_a_later_step_than_a_short_run_has_uses_its_last_step(tmp_path):
+def test_a_claim_about_a_later_step_than_a_short_run_has_uses_its_last_step_in_smoke_runs_alone(tmp_path):
     _fixture(tmp_path)  # 100-step curves, as a smoke run's are shorter than the book's
-    row = ledger.evaluate(Claim("long", "–", "02_mnist", "good", 1000), tmp_path)
+    for file in [tmp_path / "good.json", *(tmp_path / "sweep").glob("*.json")]:  # a smoke run's names
+        file.with_name(f"{file.stem}-smoke.json").write_bytes(file.read_bytes())
+    long, sweep = Claim("long", "–", "02_mnist", "good", 1000), Claim("sweep", "–", "02_mnist", "sweep/*", 1000)
+    row = ledger.evaluate(long, tmp_path, "smoke")
     assert row.verdict == "holds" and row.difference == ledger.evaluate(
         Claim("at 100", "–", "02_mnist", "good", 100), tmp_path).difference
+    for claim in (long, sweep):  # at book scale a shorter run's verdict is not the claim's
+        row = ledger.evaluate(claim, tmp_path)
+        assert row.verdict == "no results" and row.note.endswith("ends at step 100")
 
 
 def test_a_chapter_gets_its_own_rows(tmp_path):
@@ -138,3 +144,13 @@ def test_a_run_that_retrains_quotes_no_result_from_before_it(tmp_path, monkeypat
         assert row.verdict == "no results" and row.note.endswith("from before this run's retraining")
     monkeypatch.setenv(RETRAINED_SINCE, repr(written - 1))  # written by this run
     assert [r.verdict for r in ledger.ledger(claims, tmp_path)] == ["holds", "partly"]
+
+
+def test_a_sweep_tied_in_every_architecture_is_a_tie(tmp_path):
+    curves = _fixture(tmp_path)
+    (tmp_path / "ties").mkdir()
+    for k in range(2):  # the LSTM is ADAM's curve: a tie in both
+        save({**curves, "LSTM": Curve("LSTM", curves["ADAM"].mean, curves["ADAM"].ci95, None, curves["ADAM"].per_run)},
+             tmp_path / "ties" / f"{k}.json")
+    row = ledger.evaluate(Claim("ties", "–", "02_mnist", "ties/*", 100), tmp_path)
+    assert row.verdict == "tie" and "holds in 0, tie in 2, fails in 0 of 2" in row.ours

@@ -59,8 +59,16 @@ def _opponents(curves: dict[str, Curve], claim: Claim) -> dict[str, Curve]:
 
 
 def step_of(claim: Claim, curve: Curve) -> int:
-    """The step a claim is about, or the curve's last step when it is shorter (smoke runs)."""
+    """The step a claim is about, or the curve's last step when it is shorter (smoke runs: `short`)."""
     return curve.steps if claim.step == -1 or claim.step > curve.steps else claim.step
+
+
+def short(claim: Claim, curve: Curve, scale: str) -> Row | None:
+    """At book scale, a curve that ends before the claim's step answers nothing (a shorter run's
+    verdict is not the claim's); smoke runs are short by design and give their last step's."""
+    if scale == "smoke" or claim.step <= curve.steps:
+        return None
+    return Row(claim, "–", "–", "no results", "–", "–", f"{claim.results} ends at step {curve.steps}")
 
 
 def verdict_of(curves: dict[str, Curve], label: str, claim: Claim) -> tuple[str, dict[str, Paired] | None]:
@@ -86,9 +94,11 @@ def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
     if any(map(before_this_run, files)):  # retraining: another chapter has not tested its new optimizer yet
         return Row(claim, "–", "–", "no results", "–", "–", f"{claim.results}: from before this run's retraining")
     if len(files) > 1:
-        return _sweep(claim, files)
+        return _sweep(claim, files, scale)
     curves, meta = load(files[0])
     me = curves[claim.learned]
+    if row := short(claim, me, scale):
+        return row
     step = step_of(claim, me)
     verdict, comparisons = verdict_of(curves, claim.learned, claim)
     opponents = _opponents(curves, claim)
@@ -106,15 +116,17 @@ def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
     return Row(claim, ours, difference, verdict, runs, f"{held} of {len(trained)}", note)
 
 
-def _sweep(claim: Claim, files: list[str]) -> Row:
+def _sweep(claim: Claim, files: list[str], scale: str) -> Row:
     """A claim over several files (an architecture sweep): how many of them it holds for."""
     verdicts, runs = [], set()
     for file in files:
         curves, meta = load(file)
+        if row := short(claim, curves[claim.learned], scale):
+            return row
         verdicts.append(verdict_of(curves, claim.learned, claim)[0])
         runs.add(curves[claim.learned].runs or meta.get("runs", "?"))
     held, failed = verdicts.count("holds"), verdicts.count("fails")
-    verdict = "holds" if held == len(files) else "fails" if held == 0 else "partly"
+    verdict = ("holds" if held == len(files) else "partly" if held else "fails" if failed else "tie")
     ours = f"holds in {held}, tie in {verdicts.count('tie')}, fails in {failed} of {len(files)} architectures"
     each = "/".join(map(str, sorted(runs)))
     return Row(claim, ours, "–", verdict, f"{len(files)} × {each}", "–")
