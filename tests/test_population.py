@@ -325,3 +325,16 @@ def test_a_trial_another_sweep_takes_after_this_one_started_is_left_alone(tmp_pa
     assert "trial 1: another process is training it (s-trial1.pt)" in capsys.readouterr().out
     monkeypatch.undo()
     assert sweep(SMALL, 3, folder, table, progress=False)["complete"]
+
+
+def test_a_sweep_of_another_recipe_or_range_leaves_its_table_and_trials_alone(tmp_path):
+    """The table is named by problem, scale and sweep seed: a second sweep under that name with
+    another recipe or rate range would describe the first one's checkpoints with its own rates."""
+    folder, table = tmp_path / "trials", tmp_path / "s.json"
+    sweep(SMALL, 2, folder, table, progress=False)
+    before = table.read_bytes()
+    for config, low, high in [(dataclasses.replace(SMALL, clip=1.0), 1e-4, 1e-2), (SMALL, 0.5, 0.9)]:
+        for train in (True, False):  # training it, or only writing its table (--status)
+            with pytest.raises(UserError, match="s-trial0.pt holds another recipe .*table of its own"):
+                sweep(config, 2, folder, table, low, high, progress=False, train=train)
+    assert table.read_bytes() == before

@@ -51,6 +51,14 @@ def _conflict(saved: dict, config: TrainConfig) -> dict:
     return {**{k: (have.get(k), v) for k, v in want.items() if have.get(k, v) != v}, **unknown}
 
 
+def check_recipe(path: str | Path, saved: dict, config: TrainConfig, remedy: str):
+    """A clear error unless the checkpoint `saved` (read from `path`) holds `config`'s recipe, or
+    one that `config` extends; `remedy` says what to do instead."""
+    if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
+        changes = "; ".join(f"{k}: {a!r} there, {b!r} asked" for k, (a, b) in _conflict(saved["config"], config).items())
+        raise UserError(f"{path} holds another recipe ({changes}); {remedy}")
+
+
 def _extends(saved: dict, config: TrainConfig) -> bool:
     """Whether `config` is the stored recipe run for more epochs, which a constant meta-learning
     rate allows (a cosine schedule depends on the total, so its runs cannot be extended)."""
@@ -110,11 +118,7 @@ class Trial:
         path = self.path
         if path and path.exists() and not fresh:
             saved = load_checkpoint(path, device)
-            if not (config.same_recipe(saved["config"]) or _extends(saved["config"], config)):
-                changes = "; ".join(f"{k}: {a!r} there, {b!r} asked"
-                                    for k, (a, b) in _conflict(saved["config"], config).items())
-                raise UserError(f"{path} holds another recipe ({changes}); choose another output file, "
-                                "or force training afresh over it")
+            check_recipe(path, saved, config, "choose another output file, or force training afresh over it")
             self.ck = {**saved, "config": config.to_dict()}
             self.opt.load_state_dict(self.ck["weights"])
             self.meta_opt.load_state_dict(self.ck["meta_opt"])

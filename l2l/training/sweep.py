@@ -26,7 +26,7 @@ from l2l.problems.base import check_choice, generator
 from l2l.runtime import Busy, atomic_write, in_use, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint
 from l2l.training.config import TrainConfig
-from l2l.training.meta_train import finished
+from l2l.training.meta_train import check_recipe, finished
 from l2l.training.population import train_group
 
 
@@ -76,6 +76,10 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
         raise UserError(f"--only: trial numbers from 0 to {trials - 1}, got {only}")
     configs = draw_trials(config, trials, low, high, seed)
     paths = [trial_path(folder, table, k) for k in range(trials)]
+    for k, path in enumerate(paths):  # before anything is trained or the table rewritten
+        if path.exists():
+            check_recipe(path, load_checkpoint(path), configs[k], "a sweep of another recipe or rate range "
+                         "needs a table of its own (another --sweep-seed, or L2L_DATA)")
     name = Path(table).stem
     if train and backend == "ray":  # Ray's workers take the locks in their own processes: leave out what is taken now
         busy = [k for k in chosen if in_use(paths[k])]
