@@ -338,3 +338,14 @@ def test_a_sweep_of_another_recipe_or_range_leaves_its_table_and_trials_alone(tm
             with pytest.raises(UserError, match="s-trial0.pt holds another recipe .*table of its own"):
                 sweep(config, 2, folder, table, low, high, progress=False, train=train)
     assert table.read_bytes() == before
+
+
+def test_a_population_leaves_a_finished_trial_s_checkpoint_as_it_was(tmp_path):
+    """As `meta_train` does: a finished trial trains no epoch, so its file (hardware, wall time,
+    modification time) stays as it was; the unfinished one beside it trains and is saved."""
+    done, fresh = tmp_path / "done.pt", tmp_path / "fresh.pt"
+    meta_train(SMALL, done, progress=False)
+    before = (done.read_bytes(), done.stat().st_mtime_ns)
+    short = dataclasses.replace(SMALL, epochs=2, seed=1)
+    train_population([SMALL, short], [done, fresh], progress=False)
+    assert (done.read_bytes(), done.stat().st_mtime_ns) == before and load_checkpoint(fresh)["epoch"] == 2

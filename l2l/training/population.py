@@ -157,6 +157,7 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
                            desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
         for trial in trials:
             trial.begin()
+        pending = [t for t in trials if not t.done]  # a finished checkpoint is read, never written again
         members, pop, graphed = None, None, None
         try:
             while True:
@@ -179,11 +180,11 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
                 if out_of_time(trials[0].start, max_minutes):
                     break
         except KeyboardInterrupt:
-            for trial in trials:
+            for trial in pending:
                 trial.interrupted()
             raise
         bar.close()
-        for trial in trials:
+        for trial in pending:
             trial.save()
         return [t.safe for t in trials]
 
