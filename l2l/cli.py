@@ -257,13 +257,14 @@ def cmd_cache(args):
     from l2l.evaluation import audit, fingerprint
     from l2l.runtime import checkpoints_dir, results_dir
     from l2l.training import load_checkpoint, optimizer_from
+    from l2l.training.checkpoint import validated
 
     results = Path(args.results) if args.results else results_dir()
     checkpoints = results.parent / "checkpoints" if args.results else checkpoints_dir()  # a chapter's artifacts
     learned, where = {}, {}
     for path in sorted(checkpoints.rglob("*.pt")):  # every trained optimizer, best and last weights
         ck = load_checkpoint(path)
-        for which in ("best", "last"):
+        for which in ("best", "last") if validated(ck) else ("last",):
             trained = optimizer_from(ck, which=which)
             for opt in (trained, *trained.ablations()):  # and what chapters test made from them
                 name = fingerprint(opt)

@@ -90,6 +90,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         super().__init__(params, {"lstm": None})
         for k, group in enumerate(self.param_groups):
             self._lstm_of(k, group)  # fail now on a group the LSTMs cannot map to
+        self._checked = True
         self.__doc__ = f"{self.describe()}\n\n{type(self).__doc__}"
 
     # -- what it is
@@ -132,9 +133,20 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     "[{'params': conv_params}, {'params': fc_params}] (group k uses LSTM k), "
                     "or give each group its LSTM as {'params': ..., 'lstm': k}")
             return k
-        if not isinstance(index, int) or not 0 <= index < n:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
             raise UserError(f"group {k} asks for LSTM {index!r}; {self.path.name} has LSTMs 0..{n - 1}")
         return index
+
+    def add_param_group(self, param_group: dict):
+        super().add_param_group(param_group)
+        if getattr(self, "_checked", False):  # after __init__: a group added later is checked as it comes
+            last = len(self.param_groups) - 1
+            try:  # the new group's own LSTM first, then whether the others still map
+                for k in (last, *range(last)):
+                    self._lstm_of(k, self.param_groups[k])
+            except UserError:
+                self.param_groups.pop()
+                raise
 
     def _steps_on(self, device: torch.device) -> list:
         """The LSTMs' bound step functions with their weights on `device`."""

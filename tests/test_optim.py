@@ -156,6 +156,15 @@ def test_cifar_checkpoint_maps_its_two_lstms_to_parameter_groups():
         LearnedOptimizer([nn.Parameter(torch.zeros(5))], "cifar")
     with pytest.raises(ValueError, match="LSTMs 0..1"):
         LearnedOptimizer([{"params": [nn.Parameter(torch.zeros(5))], "lstm": 2}], "cifar")
+    with pytest.raises(ValueError, match="LSTM True"):  # a bool is an int to Python, not an LSTM's index
+        LearnedOptimizer([{"params": [nn.Parameter(torch.zeros(5))], "lstm": True}], "cifar")
+    opt = LearnedOptimizer([{"params": [nn.Parameter(torch.zeros(5))], "lstm": k} for k in (0, 1)], "cifar")
+    for bad, match in [({"lstm": 7}, "LSTM 7"), ({}, "2 LSTMs.*3 group")]:  # groups added later are checked too
+        with pytest.raises(ValueError, match=match):
+            opt.add_param_group({"params": [nn.Parameter(torch.zeros(5))], **bad})
+        assert len(opt.param_groups) == 2
+    opt.add_param_group({"params": [nn.Parameter(torch.zeros(5))], "lstm": 1})
+    assert [opt._lstm_of(k, g) for k, g in enumerate(opt.param_groups)] == [0, 1, 1]
 
 
 def test_it_says_what_it_is_and_refuses_what_it_cannot_run():
@@ -202,3 +211,21 @@ def test_it_runs_on_cuda_like_on_cpu():
     assert opt_gpu.state[gpu.W]["lstm"].is_cuda
     for a, b in zip(cpu.parameters(), gpu.parameters()):
         assert b.is_cuda and torch.allclose(a.float(), b.cpu().float(), atol=1e-3)
+
+
+def test_a_training_stopped_before_its_first_validation_has_no_best_weights(tmp_path):
+    """Its best weights would be the untrained LSTM's: asked for them, it says so; its last
+    weights load, and a chapter shows it as not validated yet rather than untrained."""
+    from l2l.book import presets
+    from l2l.training import TrainConfig, meta_train
+    from l2l.optimizers import LSTMConfig
+
+    config = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
+                         eval_every=4, eval_runs=4, steps=20, unroll=5)
+    path = tmp_path / "early.pt"
+    meta_train(config, path, progress=False, stop_after=3)  # as a Ctrl-C or --max-minutes would leave it
+    with pytest.raises(ValueError, match="epoch 3, before its first validation.*which='last'"):
+        LearnedOptimizer([nn.Parameter(torch.zeros(1))], path)
+    assert LearnedOptimizer([nn.Parameter(torch.zeros(1))], path, which="last").epoch == 3
+    opt, ck, line = presets.trained(config, path, "book", partial=True)
+    assert opt is None and ck["epoch"] == 3 and line.endswith("not validated yet")

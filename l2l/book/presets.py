@@ -17,6 +17,7 @@ from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
 from l2l.runtime import checkpoints_dir, locked, repository, results_dir
 from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from, sweep
+from l2l.training.checkpoint import validated
 from l2l.training.config import flat_recipe
 
 SCALES = ("smoke", "book")
@@ -210,8 +211,8 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
     left = unfinished(ck, config)
     if left is None:
         return optimizer_from(ck, device, compile=compile), ck, ""
-    line = f"{left} (`{path.name}`{how})"
-    return (optimizer_from(ck, device, compile=compile) if partial else None), ck, line
+    line = f"{left} (`{path.name}`{how})" + ("" if validated(ck) else ", not validated yet")
+    return (optimizer_from(ck, device, compile=compile) if partial and validated(ck) else None), ck, line
 
 
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",

@@ -42,11 +42,20 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
     return checkpoint
 
 
+def validated(checkpoint: dict) -> bool:
+    """Whether a training has validated at least once, so that its best weights are trained ones."""
+    return bool(checkpoint["history"])
+
+
 def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best",
                    compile: bool = False) -> torch.nn.Module:
-    """The trained optimizer held in a checkpoint: its best (early-stopped) or its last weights."""
+    """The trained optimizer held in a checkpoint: its best (early-stopped) or its last weights.
+    A training stopped before its first validation has no best weights (only its initial ones)."""
     if which not in ("best", "last"):
         raise UserError(f"which must be 'best' or 'last', got {which!r}")
+    if which == "best" and not validated(checkpoint):
+        raise UserError(f"this training stopped at epoch {checkpoint['epoch']}, before its first validation: "
+                        "it has no best weights yet (its last weights: which='last', or --which last)")
     config = TrainConfig.from_dict(checkpoint["config"])
     opt = make_optimizer(config.optimizer, seed=config.seed, compile=compile).to(device)
     weights = checkpoint["best"]["weights"] if which == "best" else checkpoint["weights"]
