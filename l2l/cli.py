@@ -213,6 +213,9 @@ def cmd_evaluate(args):
     from l2l.runtime import results_dir
     from l2l.training import TrainConfig, load_checkpoint, optimizer_from
 
+    out = Path(args.json)
+    if out.is_dir() or not out.parent.is_dir():  # before the work, not after it
+        raise UserError(f"--json {out}: give a file in an existing folder")
     paths = args.optimizer or []
     checkpoints = [load_checkpoint(path, args.device) for path in paths]
     configs = [TrainConfig.from_dict(ck["config"]) for ck in checkpoints]
@@ -286,6 +289,8 @@ def cmd_cache(args):
     orphans = [r for r in rows if r["kind"] == "curve" and r["status"] == "unknown"
                and r["optimizer"].startswith("learned-")]  # weights that no checkpoint holds any more
     curves = lambda n: f"{n} curve{'s' if n != 1 else ''}"
+    if args.prune and not learned:  # no checkpoint read: every learned curve would look orphaned
+        raise UserError(f"no checkpoints in {checkpoints}: --prune would delete every learned optimizer's curve")
     if args.prune:
         for r in orphans:
             (results / "curves" / r["file"]).unlink()
@@ -298,10 +303,7 @@ def cmd_cache(args):
 def cmd_bench(args):
     from l2l.bench import bench
 
-    runs = [int(r) for r in args.runs.split(",")]
-    if min(runs) < 1:
-        raise UserError("--runs must list positive numbers")
-    cases = [(spec, r) for spec in ("quadratic", "mnist") for r in runs]
+    cases = [(spec, r) for spec in ("quadratic", "mnist") for r in args.runs]
     bench(args.device, cases=cases, updates=args.updates, json_out=args.json)
 
 
@@ -455,7 +457,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")
     b.add_argument("--updates", type=_positive(int), default=5, help="timed meta-updates per row")
-    b.add_argument("--runs", default="1", help="optimizee runs batched per meta-update, e.g. 1,16")
+    b.add_argument("--runs", type=_integers("runs", "1,16", least=1), default=(1,),
+                   help="optimizee runs batched per meta-update, e.g. 1,16")
     b.add_argument("--json", help="also write the figures here")
     b.set_defaults(func=cmd_bench)
 

@@ -219,6 +219,17 @@ def test_cache_prunes_only_the_curves_of_weights_no_checkpoint_holds(tmp_path, m
     assert "pruned 1 curve of" in capsys.readouterr().out
     left = "".join(f.read_text() for f in curves.glob("*.json"))
     assert fingerprint(kept) in left and "SGD(lr=0.1" in left and fingerprint(gone) not in left
+    (tmp_path / "checkpoints").rename(tmp_path / "moved")  # with no checkpoint to read, every curve would go
+    _fails(capsys, ["cache", "--prune"], "no checkpoints in")
+    assert fingerprint(kept) in "".join(f.read_text() for f in curves.glob("*.json"))
+
+
+def test_inputs_are_checked_before_the_work(tmp_path, capsys):
+    _fails(capsys, ["evaluate", "--problem", "quadratic", "--json", str(tmp_path)], "give a file in an existing folder")
+    _fails(capsys, ["evaluate", "--problem", "quadratic", "--json", str(tmp_path / "no" / "x.json")], "existing folder")
+    _fails(capsys, ["bench", "--runs", "1,x"], "give runs as integers, e.g. 1,16")
+    _fails(capsys, ["bench", "--runs", "0"], "runs must be at least 1")
+    _fails(capsys, ["train", "--problem", "quadratic", "--teacher-lr", "0.1"], "give imitation too")
 
 
 @needs_cifar

@@ -71,6 +71,8 @@ class TrainConfig:
             raise UserError(f"imitation is a fraction of epochs in [0, 1], got {self.imitation}")
         if self.imitation and not (self.teacher_lr and self.teacher_lr > 0):
             raise UserError("imitation needs the tuned Adam's learning rate to imitate (teacher_lr)")
+        if self.teacher_lr is not None and not self.imitation:  # it would only rename the checkpoint
+            raise UserError("teacher_lr is the imitated Adam's learning rate: give imitation too, or leave it out")
         if self.schedule not in SCHEDULES:
             raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "plateau" and self.patience is None:
