@@ -98,9 +98,9 @@ def sweep(config: TrainConfig, trials: int, folder: str | Path, table: str | Pat
                 left = None if max_minutes is None else max_minutes - (time.perf_counter() - started) / 60
                 if left is not None and left <= 0:
                     break
-                with claimed(group, paths) as group:
-                    if group:
-                        train_group([configs[k] for k in group], [paths[k] for k in group], device=device,
+                with claimed(group, paths) as free:
+                    if free:
+                        train_group([configs[k] for k in free], [paths[k] for k in free], device=device,
                                     compile=compile, max_minutes=left, progress=progress, cuda_graphs=cuda_graphs)
     finally:  # what the trials' checkpoints hold, however training ended
         rows = [trial_row(k, configs[k], paths[k], load_checkpoint(paths[k])) for k in range(trials) if paths[k].exists()]
