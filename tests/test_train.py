@@ -376,6 +376,7 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     assert costs["LSTM seed 1"] == f"1 of 3,000 epochs (unfinished), 0 min on {here}"
     assert missing[0].startswith("seed 1: 1 of 3,000 epochs") and "--seed 1" in missing[0]
     assert missing[1].startswith("seed 2: not trained")
+    assert presets.seeds_unfinished("quadratic:dim=3", "book", (1, 2), tmp_path) == ["LSTM seed 1: 1 of 3,000 epochs"]
     found, missing, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path)
     assert list(found) == ["LSTM seed 1"] and missing == []
     # another recipe's seeds (the search's winner at a longer budget): its own files, labels and commands

@@ -240,6 +240,20 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
     return found, lines, costs
 
 
+def seeds_unfinished(spec: str, scale: str, seeds, folder: str | Path | None = None, label: str = "LSTM",
+                     **overrides) -> list[str]:
+    """How far each of `other_seeds`' trainings still under way has got, "<label> seed k: 455 of
+    1,500 epochs", for a results file's `unfinished` (the ledger's note) beside the recipe's own."""
+    lines = []
+    for k in seeds:
+        recipe = train_config(spec, scale, seed=k, **overrides)
+        path = recipe_path(recipe, scale, folder)
+        left = unfinished(load_checkpoint(path), recipe) if path.exists() else None
+        if left:
+            lines.append(f"{label} seed {k}: {left}")
+    return lines
+
+
 def budget(spec: str, scale: str = "book", **overrides) -> str:
     """A recipe's meta-training budget in words, beside the official code's (`OFFICIAL`)."""
     c = train_config(spec, scale, **overrides)
