@@ -387,11 +387,11 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     # once they have validated: before, their best weights would be the untrained ones
     found, lines, _ = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path, partial=True)
     assert found == {} and lines[0].startswith("seed 1: 1 of 3,000 epochs") and "not validated yet" in lines[0]
-    meta_train(config, presets.checkpoint_path("quadratic:dim=3", "book", tmp_path, variant="seed1"),
-               stop_after=config.eval_every, progress=False)
-    found, lines, _ = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path, partial=True)
+    often = presets.train_config("quadratic:dim=3", "book", seed=1, eval_every=2)  # a validation at epoch 2
+    meta_train(often, presets.recipe_path(often, "book", tmp_path), stop_after=2, progress=False)
+    found, lines, _ = presets.other_seeds("quadratic:dim=3", "book", (1, 2), tmp_path, partial=True, eval_every=2)
     assert list(found) == ["LSTM seed 1"]
-    assert lines[0].startswith(f"seed 1: shown with its best weights after {config.eval_every} of 3,000 epochs")
+    assert lines[0].startswith("seed 1: shown with its best weights after 2 of 3,000 epochs")
     assert "--seed 1" in lines[0] and lines[1].startswith("seed 2: not trained")
     found, _, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3)
     assert list(found) == ["LSTM-10k seed 1"]
