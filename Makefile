@@ -3,7 +3,7 @@
 #   make book [SCALE=book] [DEVICE=cpu|cuda] [RETRAIN=1 | RECOMPUTE=1] [JOBS=1]   (JOBS chapters at once)
 #     default: reuse data/ (checkpoints, tuned rates, test curves); RECOMPUTE=1 tunes and tests again
 #     with the committed optimizers; RETRAIN=1 meta-trains them again too
-#   make test   [SMOKE_JOBS=2]   (its smoke-scale chapters, SMOKE_JOBS at a time)
+#   make test   [TEST_JOBS=2] [SMOKE_JOBS=2]   (pytest on TEST_JOBS workers, then the smoke-scale chapters, SMOKE_JOBS at a time)
 #   make lab     (JupyterLab on the chapter sources in notebooks/, with the project's kernel)
 
 VENV    ?= .venv
@@ -14,7 +14,8 @@ RETRAIN ?= 0
 RECOMPUTE ?= 0
 JOBS    ?= 1
 SMOKE   ?= .smoke
-# make test's chapters, two at a time (one thread each on a 2-core machine)
+# make test's tests and chapters, two at a time (one thread each on a 2-core machine)
+TEST_JOBS ?= 2
 SMOKE_JOBS ?= 2
 
 # Datasets: read from a local mirror when there is one (here: ../shared/data), else torchvision downloads.
@@ -30,7 +31,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PYTHON) -m pip install -q -r requirements.txt 2>&1 | grep -v "is ignored" || true
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -e "is ignored" -e "!!" -e "^\s*$$" -e "\*\*\*" -e "Please be careful" -e "name as your package" -e "with strategy" -e "BuildBackendWarning" || true
-	$(PYTHON) -c "import torch, torchvision, papermill, jupyter_book, jupyterlab, l2l"
+	$(PYTHON) -c "import torch, torchvision, papermill, jupyter_book, jupyterlab, xdist, l2l"
 	touch $@
 
 book: $(VENV)/.installed
@@ -39,7 +40,8 @@ book: $(VENV)/.installed
 test: pytest smoke
 
 pytest: $(VENV)/.installed
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_JOBS) -m "not serial"
+	$(PYTHON) -m pytest -m serial
 
 # every chapter at smoke scale into $(SMOKE)/, SMOKE_JOBS at a time, then a strict (warnings are errors) build of that copy
 smoke: $(VENV)/.installed

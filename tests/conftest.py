@@ -11,7 +11,8 @@ _mirror = ROOT.parent / "shared" / "data"
 if "L2L_DATA_MIRROR" not in os.environ and _mirror.exists():
     os.environ["L2L_DATA_MIRROR"] = str(_mirror)
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Two threads in all: `make test` runs pytest on two workers (pytest-xdist), one thread each.
+torch.set_num_threads(max(1, min(2, torch.get_num_threads()) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))))
 
 
 def _available(probe) -> bool:

@@ -9,6 +9,10 @@ ray = pytest.importorskip("ray", reason="Ray is the optional extra [sweep]")
 from l2l.training import sweep
 from test_population import SMALL
 
+# by itself (`make test` runs these after the parallel ones): on a busy machine Ray's dashboard agent can
+# take over the raylet's fixed 15 s to start, and the start fails (ray-project/ray#65983)
+pytestmark = pytest.mark.serial
+
 
 def test_a_ray_sweep_is_the_local_sweep(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
