@@ -1,6 +1,9 @@
 """CIFAR-10: the data, the functional network against torch.nn, parameter groups, two LSTMs."""
 
+import io
 import math
+import pickle
+import tarfile
 
 import pytest
 import torch
@@ -105,6 +108,51 @@ def test_grouped_lstm_needs_matching_groups():
     with pytest.raises(ValueError, match="labels 3"):
         opt.init(torch.zeros(1, 4), torch.tensor([0, 1, 2, 2]))
     assert isinstance(make_optimizer(LSTMConfig()), LSTMOptimizer)
+
+
+def test_an_archive_is_unpacked_once_and_read_from_its_folder(tmp_path, monkeypatch):
+    from l2l import data
+
+    pickles = {name: pickle.dumps({"data": name}) for names in data.CIFAR_FILES.values() for name in names}
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as archive:
+        for name, blob in pickles.items():
+            member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            member.size = len(blob)
+            archive.addfile(member, io.BytesIO(blob))
+    monkeypatch.setenv("L2L_DATA_MIRROR", str(tmp_path))
+    monkeypatch.setenv("L2L_DATA", str(tmp_path / "data"))
+    folder = data.cifar_folder()
+    assert folder == tmp_path / "data" / "datasets" / "cifar-10-batches-py"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == pickles
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no scratch copy left beside it
+    (folder / "test_batch").write_bytes(b"kept")  # unpacked once: later calls read the folder as it is
+    assert data.cifar_folder() == folder and (folder / "test_batch").read_bytes() == b"kept"
+
+    monkeypatch.setattr(data.os, "rename", lambda *_: (_ for _ in ()).throw(OSError("not empty")))
+    monkeypatch.setenv("L2L_DATA", str(tmp_path / "other"))  # a failed unpack says so, and leaves nothing
+    with pytest.raises(OSError, match="not empty"):
+        data.cifar_folder()
+    assert list((tmp_path / "other" / "datasets").iterdir()) == []
+
+    def beaten(scratch, folder):  # another process renames its copy first
+        folder.mkdir()
+        raise OSError("not empty")
+    monkeypatch.setattr(data.os, "rename", beaten)
+    assert data.cifar_folder() == tmp_path / "other" / "datasets" / "cifar-10-batches-py"
+    assert [p.name for p in (tmp_path / "other" / "datasets").iterdir()] == ["cifar-10-batches-py"]
+
+
+def test_channel_statistics_are_those_computed_in_float64():
+    from l2l.data import byte_stats
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(64, 3, 8, 8), (5, 2, 3, 1), (2, 1, 1, 1)]:
+        images = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+        x = images.double() / 255.0
+        mean, std = byte_stats(images)
+        assert mean.dtype == std.dtype == torch.float32 and mean.shape == (1, shape[1], 1, 1)
+        assert torch.equal(mean, x.mean((0, 2, 3), keepdim=True).float())
+        assert torch.equal(std, x.std((0, 2, 3), keepdim=True).float())
 
 
 @needs_cifar
