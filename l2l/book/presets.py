@@ -226,9 +226,7 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
     `partial` an unfinished seed is shown with its best weights so far, and its line says how far
     it got."""
     found, lines, costs = {}, [], {}
-    for k in seeds:
-        recipe = train_config(spec, scale, seed=k, **overrides)
-        path = recipe_path(recipe, scale, folder)
+    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
         opt, ck, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
                                 command=command(recipe, scale, path))
         if opt is not None:
@@ -245,13 +243,18 @@ def seeds_unfinished(spec: str, scale: str, seeds, folder: str | Path | None = N
     """How far each of `other_seeds`' trainings still under way has got, "<label> seed k: 455 of
     1,500 epochs", for a results file's `unfinished` (the ledger's note) beside the recipe's own."""
     lines = []
-    for k in seeds:
-        recipe = train_config(spec, scale, seed=k, **overrides)
-        path = recipe_path(recipe, scale, folder)
+    for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
         left = unfinished(load_checkpoint(path), recipe) if path.exists() else None
         if left:
             lines.append(f"{label} seed {k}: {left}")
     return lines
+
+
+def _seeded(spec: str, scale: str, seeds, folder: str | Path | None = None, **overrides):
+    """(seed, the chapter's recipe with that seed and `overrides`, its checkpoint's path) for each seed."""
+    for k in seeds:
+        recipe = train_config(spec, scale, seed=k, **overrides)
+        yield k, recipe, recipe_path(recipe, scale, folder)
 
 
 def budget(spec: str, scale: str = "book", **overrides) -> str:
