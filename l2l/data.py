@@ -133,7 +133,8 @@ def cifar_folder() -> Path:
         scratch = Path(tempfile.mkdtemp(prefix=".cifar-", dir=folder.parent))
         try:  # unpacked beside it, then renamed: a process stopped halfway leaves no partial folder
             with tarfile.open(source) as archive:
-                archive.extractall(scratch, filter="data")
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.10.12
+                archive.extractall(scratch, **safe)
             try:
                 os.rename(scratch / folder.name, folder)
             except OSError:  # another process renamed its copy first
