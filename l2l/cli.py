@@ -323,6 +323,17 @@ def cmd_book(args):
         build(out, strict=args.scale == "smoke")
 
 
+def _running_options(t):
+    """How a training runs (not what it makes): train's and sweep's."""
+    run = t.add_argument_group("running")
+    run.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long; "
+                     "the same command continues")
+    run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
+    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None, help=CUDA_GRAPHS_HELP)
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar: a line per validation instead (for a background run's log)")
+
+
 def _recipe_options(t):
     """The options that change the scale's recipe (train and sweep share them)."""
     recipe = t.add_argument_group("recipe (default: the scale's preset)", argument_default=argparse.SUPPRESS)
@@ -384,13 +395,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true",
                    help="train afresh even over a finished checkpoint or one of another recipe")
     _recipe_options(t)
-    run = t.add_argument_group("running")
-    run.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long")
-    run.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
-    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                     help=CUDA_GRAPHS_HELP)
-    run.add_argument("--no-progress", action="store_true",
-                     help="no progress bar: a line per validation instead (for a background run's log)")
+    _running_options(t)
     t.set_defaults(func=cmd_train)
 
     w = sub.add_parser("sweep", help="random search over the meta-learning rate (the paper's protocol), "
@@ -413,13 +418,7 @@ def parser() -> argparse.ArgumentParser:
                    help="ray: each population a Ray Tune trial, as many at once as the cluster holds "
                         "(pip install -e '.[sweep]'; RAY_ADDRESS names a cluster)")
     _recipe_options(w)
-    w.add_argument("--max-minutes", type=_positive(float), help="stop (checkpointed) after this long; "
-                   "the same command continues")
-    w.add_argument("--compile", action="store_true", help="torch.compile the optimizer's step (large problems)")
-    w.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                   help=CUDA_GRAPHS_HELP)
-    w.add_argument("--no-progress", action="store_true",
-                   help="no progress bar: a line per validation instead (for a background run's log)")
+    _running_options(w)
     w.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("evaluate", help="test curves of trained optimizers and tuned baselines")
