@@ -110,36 +110,47 @@ def test_grouped_lstm_needs_matching_groups():
     assert isinstance(make_optimizer(LSTMConfig()), LSTMOptimizer)
 
 
-def test_an_archive_is_unpacked_once_and_read_from_its_folder(tmp_path, monkeypatch):
+def test_an_archive_is_unpacked_once_into_its_own_folder(tmp_path, monkeypatch):
     from l2l import data
 
+    def archive(pickles):
+        with tarfile.open(tmp_path / "mirror" / "cifar-10-python.tar.gz", "w:gz") as tar:
+            for name, blob in pickles.items():
+                member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+                member.size = len(blob)
+                tar.addfile(member, io.BytesIO(blob))
+
+    (tmp_path / "mirror").mkdir()
     pickles = {name: pickle.dumps({"data": name}) for names in data.CIFAR_FILES.values() for name in names}
-    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as archive:
-        for name, blob in pickles.items():
-            member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            member.size = len(blob)
-            archive.addfile(member, io.BytesIO(blob))
-    monkeypatch.setenv("L2L_DATA_MIRROR", str(tmp_path))
+    archive(pickles)
+    monkeypatch.setenv("L2L_DATA_MIRROR", str(tmp_path / "mirror"))
     monkeypatch.setenv("L2L_DATA", str(tmp_path / "data"))
-    folder = data.cifar_folder()
-    assert folder == tmp_path / "data" / "datasets" / "cifar-10-batches-py"
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == pickles
-    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no scratch copy left beside it
+    datasets = tmp_path / "data" / "datasets"
+    (datasets / "cifar-10-batches-py").mkdir(parents=True)  # torchvision's download: the mirror comes first
+    folder = data.cifar_pickles()
+    assert folder == datasets / "cifar-10-unpacked"
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != data.STAMP} == pickles
+    assert sorted(p.name for p in datasets.iterdir()) == ["cifar-10-batches-py", "cifar-10-unpacked"]  # no scratch
     (folder / "test_batch").write_bytes(b"kept")  # unpacked once: later calls read the folder as it is
-    assert data.cifar_folder() == folder and (folder / "test_batch").read_bytes() == b"kept"
+    assert data.cifar_pickles() == folder and (folder / "test_batch").read_bytes() == b"kept"
 
-    monkeypatch.setattr(data.os, "rename", lambda *_: (_ for _ in ()).throw(OSError("not empty")))
-    monkeypatch.setenv("L2L_DATA", str(tmp_path / "other"))  # a failed unpack says so, and leaves nothing
-    with pytest.raises(OSError, match="not empty"):
-        data.cifar_folder()
-    assert list((tmp_path / "other" / "datasets").iterdir()) == []
+    archive({**pickles, "test_batch": b"another archive"})  # a changed archive is unpacked again
+    assert data.cifar_pickles() == folder and (folder / "test_batch").read_bytes() == b"another archive"
+    assert sorted(p.name for p in datasets.iterdir()) == ["cifar-10-batches-py", "cifar-10-unpacked"]
 
-    def beaten(scratch, folder):  # another process renames its copy first
-        folder.mkdir()
-        raise OSError("not empty")
+    def beaten(src, dst):  # another process's copy lands first, so this one's rename fails
+        rename(src, dst)
+        if dst == folder:
+            raise OSError("not empty")
+    rename = data.os.rename
+    (folder / data.STAMP).unlink()
     monkeypatch.setattr(data.os, "rename", beaten)
-    assert data.cifar_folder() == tmp_path / "other" / "datasets" / "cifar-10-batches-py"
-    assert [p.name for p in (tmp_path / "other" / "datasets").iterdir()] == ["cifar-10-batches-py"]
+    assert data.cifar_pickles() == folder
+    monkeypatch.setattr(data.os, "rename", rename)
+
+    (folder / data.STAMP).unlink()  # a data folder that cannot be written: the archive is read as it is
+    monkeypatch.setattr(data.tempfile, "mkdtemp", lambda **_: (_ for _ in ()).throw(PermissionError("read-only")))
+    assert data.cifar_pickles() == tmp_path / "mirror" / "cifar-10-python.tar.gz"
 
 
 def test_channel_statistics_are_those_computed_in_float64():
