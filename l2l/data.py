@@ -237,8 +237,8 @@ def byte_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         means.append(float(Fraction(s1, 255 * n)))
         stds.append(math.sqrt(Fraction(n * s2 - s1 * s1, n * (n - 1) * 255**2)))
     shape = (1, images.shape[1], 1, 1)
-    return (torch.tensor(means, dtype=torch.float64).reshape(shape).float(),
-            torch.tensor(stds, dtype=torch.float64).reshape(shape).float())
+    return tuple(torch.tensor(v, dtype=torch.float64, device=images.device).reshape(shape).float()
+                 for v in (means, stds))
 
 
 # ---------------------------------------------------------------------------------------------
