@@ -15,7 +15,6 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-import time
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from l2l.errors import UserError
-from l2l.runtime import data_dir
+from l2l.runtime import data_dir, locked
 
 MIRROR_VAR = "L2L_DATA_MIRROR"
 
@@ -136,7 +135,9 @@ def cifar_pickles() -> Path:
     stamp = {"archive": str(source.resolve()), "bytes": facts.st_size, "mtime_ns": facts.st_mtime_ns}
     if _stamp(folder) != stamp:
         try:
-            _unpack(source, folder, stamp)
+            with locked(folder):  # one process unpacks; the others wait, then read its copy
+                if _stamp(folder) != stamp:
+                    _unpack(source, folder, stamp)
         except OSError:  # a read-only or full data folder: read the archive as it is
             return source
     return folder
@@ -151,30 +152,21 @@ def _stamp(folder: Path) -> dict | None:
 
 def _unpack(archive: Path, folder: Path, stamp: dict):
     """`archive`'s pickles into `folder`, `stamp` beside them, replacing an older archive's: unpacked
-    next to it and renamed, so that no process reads a partial folder (two at once: one wins)."""
+    next to it and renamed, so that no process reads a partial folder. Under `locked(folder)`, so a
+    scratch folder found beside it is that of a process killed while unpacking."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    for left in folder.parent.glob(".cifar-*"):  # scratch of a process killed while unpacking
-        try:
-            if time.time() - left.stat().st_mtime > 3600:
-                shutil.rmtree(left, ignore_errors=True)
-        except FileNotFoundError:
-            pass
-    scratch = Path(tempfile.mkdtemp(prefix=".cifar-", dir=folder.parent))
+    for left in folder.parent.glob(".unpacking-*"):
+        shutil.rmtree(left, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=folder.parent))
     try:
         with tarfile.open(archive) as tar:
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.10.12
             tar.extractall(scratch, **safe)
         unpacked = scratch / "cifar-10-batches-py"
         (unpacked / STAMP).write_text(json.dumps(stamp))
-        try:
-            os.rename(folder, scratch / "older")  # another archive's copy, removed with the scratch
-        except FileNotFoundError:
-            pass
-        try:
-            os.rename(unpacked, folder)
-        except OSError:  # another process renamed its copy first
-            if _stamp(folder) != stamp:
-                raise
+        if folder.exists():  # another archive's copy, removed with the scratch
+            os.rename(folder, scratch / "older")
+        os.rename(unpacked, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

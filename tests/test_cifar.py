@@ -1,5 +1,6 @@
 """CIFAR-10: the data, the functional network against torch.nn, parameter groups, two LSTMs."""
 
+import contextlib
 import io
 import math
 import pickle
@@ -130,23 +131,30 @@ def test_an_archive_is_unpacked_once_into_its_own_folder(tmp_path, monkeypatch):
     folder = data.cifar_pickles()
     assert folder == datasets / "cifar-10-unpacked"
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != data.STAMP} == pickles
-    assert sorted(p.name for p in datasets.iterdir()) == ["cifar-10-batches-py", "cifar-10-unpacked"]  # no scratch
+    assert sorted(p.name for p in datasets.iterdir() if p.suffix != ".lock") == ["cifar-10-batches-py", "cifar-10-unpacked"]  # no scratch
     (folder / "test_batch").write_bytes(b"kept")  # unpacked once: later calls read the folder as it is
     assert data.cifar_pickles() == folder and (folder / "test_batch").read_bytes() == b"kept"
 
     archive({**pickles, "test_batch": b"another archive"})  # a changed archive is unpacked again
     assert data.cifar_pickles() == folder and (folder / "test_batch").read_bytes() == b"another archive"
-    assert sorted(p.name for p in datasets.iterdir()) == ["cifar-10-batches-py", "cifar-10-unpacked"]
+    assert sorted(p.name for p in datasets.iterdir() if p.suffix != ".lock") == ["cifar-10-batches-py", "cifar-10-unpacked"]
 
-    def beaten(src, dst):  # another process's copy lands first, so this one's rename fails
-        rename(src, dst)
-        if dst == folder:
-            raise OSError("not empty")
-    rename = data.os.rename
+    @contextlib.contextmanager
+    def beaten(path):  # another process unpacks it while this one waits for the lock
+        (path / data.STAMP).write_text(stamp)
+        yield path
+    stamp = (folder / data.STAMP).read_text()
     (folder / data.STAMP).unlink()
-    monkeypatch.setattr(data.os, "rename", beaten)
+    (datasets / ".unpacking-killed").mkdir()  # a killed process's scratch: the next unpack removes it
+    monkeypatch.setattr(data, "locked", beaten)
+    monkeypatch.setattr(data, "_unpack", lambda *_: pytest.fail("unpacked a second time"))
     assert data.cifar_pickles() == folder
-    monkeypatch.setattr(data.os, "rename", rename)
+    monkeypatch.undo()
+    monkeypatch.setenv("L2L_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("L2L_DATA", str(tmp_path / "data"))
+    archive({**pickles, "test_batch": b"a third, longer archive"})
+    assert data.cifar_pickles() == folder and (folder / "test_batch").read_bytes() == b"a third, longer archive"
+    assert not (datasets / ".unpacking-killed").exists()
 
     (folder / data.STAMP).unlink()  # a data folder that cannot be written: the archive is read as it is
     monkeypatch.setattr(data.tempfile, "mkdtemp", lambda **_: (_ for _ in ()).throw(PermissionError("read-only")))
