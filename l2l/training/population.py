@@ -36,19 +36,29 @@ def population_updates(pop: Population, meta_opts: list, task: Task, configs: li
     theta, state, _, grad = begin(task, pop)
     while any(alive):
         surrogate, losses, theta, state, grad = unroll(pop, task, theta, state, grad, unroll_steps)
-        meta_losses = losses.reshape(unroll_steps, len(pop), -1).sum(0).mean(-1).tolist()  # [P]
+        meta_losses = losses.reshape(unroll_steps, len(pop), -1).sum(0).mean(-1)  # [P]
         for meta_opt in meta_opts:
             meta_opt.zero_grad(set_to_none=True)
         surrogate.backward()  # members share no weights: each φ gets its own meta-gradient only
-        for k, (member, meta_opt, config) in enumerate(zip(pop.members, meta_opts, configs)):
-            if alive[k] and math.isfinite(meta_losses[k]):
-                norm = torch.nn.utils.clip_grad_norm_(member.parameters(), config.clip or math.inf)
-                if torch.isfinite(norm):
-                    meta_opt.step()
-                    continue
-            alive[k], meta_losses[k] = False, math.nan
+        norms = torch.stack([torch.nn.utils.clip_grad_norm_(m.parameters(), c.clip or math.inf)
+                             for m, c in zip(pop.members, configs)])
+        values = step_finite(meta_opts, alive, meta_losses, norms)
         theta, state = truncate(theta, state)
-        yield meta_losses
+        yield values
+
+
+def step_finite(meta_opts: list, alive: list[bool], meta_losses: torch.Tensor, norms: torch.Tensor) -> list[float]:
+    """Adam's step for each member still alive whose meta-loss and clipped meta-gradient's norm are
+    finite; any other member is abandoned for the rest of the run (`alive` updated in place) and
+    gets NaN. Returns the members' meta-losses. One rule for the eager and the graphed paths."""
+    finite = (torch.isfinite(meta_losses) & torch.isfinite(norms)).tolist()
+    values = meta_losses.tolist()
+    for k, meta_opt in enumerate(meta_opts):
+        if alive[k] and finite[k]:
+            meta_opt.step()
+        else:
+            alive[k], values[k] = False, math.nan
+    return values
 
 
 class GraphedPopulation(GraphedUnroll):
@@ -83,13 +93,7 @@ class GraphedPopulation(GraphedUnroll):
             self.graph.replay()
             losses, norms, ends = self.outputs
             meta_losses = losses.reshape(self.unroll, len(self.opt), -1).sum(0).mean(-1)
-            finite = (torch.isfinite(meta_losses) & torch.isfinite(norms)).tolist()
-            values = meta_losses.tolist()
-            for k, meta_opt in enumerate(meta_opts):
-                if alive[k] and finite[k]:
-                    meta_opt.step()
-                else:
-                    alive[k], values[k] = False, math.nan
+            values = step_finite(meta_opts, alive, meta_losses, norms)
             copy_into(self.inputs[:3], ends)  # the truncation: the next unroll starts here
             yield values
 
