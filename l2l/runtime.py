@@ -174,12 +174,28 @@ def hardware(device="cpu") -> str:
 
 
 def cpu_model() -> str:
-    """This machine's CPU model, e.g. 'AMD EPYC 7B13' (the architecture where /proc/cpuinfo has none)."""
+    """This machine's CPU model, e.g. 'AMD EPYC, family 25 model 1' (`cpu_model_of` /proc/cpuinfo;
+    the architecture where it has none)."""
     try:
         with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
+            return cpu_model_of(info.read()) or platform.machine()
+    except OSError:
         return platform.machine()
+
+
+def cpu_model_of(cpuinfo: str) -> str | None:
+    """The first processor's name in /proc/cpuinfo's text, with its family and model numbers where
+    it gives them: one name can stand for several generations (a virtual machine's 'AMD EPYC' for
+    a Zen 2 or a Zen 3), whose float arithmetic rounds differently, and a probe made on one is
+    checked as one from another CPU model (`l2l.evaluation.tuning.matches`). None without a name."""
+    fields = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name, family, model = fields.get("model name"), fields.get("cpu family"), fields.get("model")
+    if not name:
+        return None
+    return f"{name}, family {family} model {model}" if family and model else name
 
 
 def cpu_of(description: str | None) -> str | None:

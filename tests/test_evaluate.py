@@ -290,6 +290,25 @@ def test_only_a_probe_from_another_cpu_model_gets_the_nudges_allowance(monkeypat
     assert tuning.rate_is_current(None, "sgd", {"lr": 0.1, "probe": stored})
 
 
+def test_a_cpu_model_names_its_family_and_model_where_its_name_is_generic(monkeypatch):
+    """A virtual machine's 'AMD EPYC' is a Zen 2 on one machine and a Zen 3 on another, whose
+    arithmetic rounds differently: SGD's CIFAR probe moved by 2e-3 between two such machines. The
+    family and model numbers tell them apart, so each sees the other's probes as another CPU's;
+    the probes stored under the bare name get the same allowance."""
+    from l2l.evaluation import tuning
+    from l2l.runtime import cpu_model_of
+
+    zen3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+    zen2 = zen3.replace("cpu family\t: 25\nmodel\t\t: 1", "cpu family\t: 23\nmodel\t\t: 49")
+    assert cpu_model_of(zen3 + "\n" + zen2.replace("processor\t: 0", "processor\t: 1")) == "AMD EPYC, family 25 model 1"
+    assert cpu_model_of(zen2) == "AMD EPYC, family 23 model 49" != cpu_model_of(zen3)
+    assert cpu_model_of("model name\t: Apple M2\n") == "Apple M2" and cpu_model_of("processor\t: 0\n") is None
+    here, nudged, stored = [1.0] * 22, [1.0] * 22, [1.0] * 22
+    nudged[5], stored[5] = 1.01, 1.05
+    monkeypatch.setattr(tuning, "probe", lambda problem, opt, nudge=0.0: nudged if nudge else here)
+    assert tuning.matches(stored, None, None, made_on="AMD EPYC")  # the bare name: another model's allowance
+
+
 @needs_cifar
 def test_a_probe_made_on_another_cpu_model_is_current_and_a_changed_rule_is_not():
     """SGD at 0.25's CIFAR-10 probe as an AMD EPYC computed it (the book's tuned rate): on an Intel

@@ -55,8 +55,8 @@ def test_rows_are_computed_from_the_results(tmp_path):
     assert ledger.summary(rows).startswith("Of 7 claims, 3 hold, 1 holds in part (for some architectures), 1 is a tie (the 95% interval of the difference contains zero) and 1 fails.")
     assert "Not yet computed: missing." in ledger.summary(rows)
     status = ledger.status_table(rows).splitlines()
-    assert "| {doc}`01_quadratics` | Fig. 4 (left) | 2 holds, 1 tie, 1 fails |" in status
-    assert "| {doc}`04_cifar` | Fig. 7 | 1 holds, 1 no results |" in status
+    assert "| {doc}`01_quadratics` | Fig. 4 (left) | 2 hold, 1 is a tie, 1 fails |" in status
+    assert "| {doc}`04_cifar` | Fig. 7 | 1 holds, 1 has no results |" in status
 
 
 def test_a_claim_about_a_later_step_than_a_short_run_has_uses_its_last_step_in_smoke_runs_alone(tmp_path):
@@ -129,6 +129,7 @@ def test_a_recipe_s_other_seeds_count_for_its_own_claims_alone(tmp_path):
     longer, book = ledger.ledger([Claim("longer", "–", "02_mnist", "longer", 100, learned="LSTM-10k"),
                                   Claim("book", "–", "02_mnist", "longer", 100)], tmp_path)
     assert longer.trained == "1 of 2" and book.trained == "1 of 1"
+    assert "holds for 1 of 1 trained optimizer |" in ledger.table([book])
 
 
 def test_a_run_that_retrains_quotes_no_result_from_before_it(tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ def test_final_table_lists_rates_intervals_and_paper_values():
 def test_ranking_without_per_run_numbers_compares_intervals_and_says_so():
     text = ranking(_curves())
     assert "At step 2, the LSTM is at 0.100, below the best tuned baseline (ADAM, 0.300)" in text
-    assert "do not overlap" in text and "lowest of all curves at 1 of the 2 steps" in text
+    assert "do not overlap" in text and f"lowest of these {len(_curves())} curves at 1 of the 2 steps" in text
     assert "not paired" in text
     worse = _curves()
     worse["LSTM"] = Curve("LSTM", [2.0, 1.0, 0.31], [0.0, 0.1, 0.05])
@@ -241,15 +241,18 @@ def test_unfinished_names_how_far_only_while_unfinished():
     from l2l.book.report import unfinished
 
     recipe = train_config("mnist")  # 1,500 epochs
-    assert unfinished({"epoch": 455}, recipe) == "455 of 1,500 epochs"
+    assert unfinished({"epoch": 455, "history": []}, recipe) == "455 of 1,500 epochs"
     assert unfinished({"epoch": 1500}, recipe) is None
     assert unfinished({"epoch": 455, "stopped": True}, recipe) is None  # stopped by its own rule: finished
     assert unfinished(None, recipe) is None  # not trained: no results file to mark
     # the recipe's other seeds join it, and keep it unfinished while they run
-    assert unfinished({"epoch": 455}, recipe, "seed 1: 20 of 1,500 epochs") == "455 of 1,500 epochs; seed 1: 20 of 1,500 epochs"
+    assert unfinished({"epoch": 455, "history": []}, recipe, "seed 1: 20 of 1,500 epochs") == "455 of 1,500 epochs; seed 1: 20 of 1,500 epochs"
     assert unfinished({"epoch": 1500}, recipe, "seed 1: 20 of 1,500 epochs", "seed 2: 30 of 1,500 epochs") == (
         "seed 1: 20 of 1,500 epochs; seed 2: 30 of 1,500 epochs")
     assert unfinished({"epoch": 1500}, recipe, *[]) is None
+    # once validated, the weights tested are the best so far: the note says where they come from
+    validated = {"epoch": 455, "history": [{"epoch": 450}], "best": {"epoch": 300, "val": 0.3}}
+    assert unfinished(validated, recipe, label="LSTM seed 0") == "LSTM seed 0: 455 of 1,500 epochs (best weights: epoch 300)"
 
 
 def test_the_horizons_shown_are_those_the_best_weights_trained_on():

@@ -410,7 +410,7 @@ def test_a_chapter_may_show_an_unfinished_training_as_it_stands_and_says_so(tmp_
     ck = meta_train(dataclasses.replace(config, eval_every=1), path, stop_after=2, progress=False)
     mine = dataclasses.replace(config, eval_every=1)
     opt, got, line = presets.trained(mine, path, "book", partial=True, command="python -m l2l train …")
-    assert got["epoch"] == 2 and line == "2 of 3,000 epochs (`partial.pt` (`python -m l2l train …`))"
+    assert got["epoch"] == 2 and line == "2 of 3,000 epochs (`partial.pt`; `python -m l2l train …`)"
     reference = optimizer_from(ck)
     assert all(torch.equal(a, b) for a, b in zip(opt.state_dict().values(), reference.state_dict().values()))
     assert presets.trained(mine, path, "book")[0] is None  # without partial: left out

@@ -144,24 +144,30 @@ def table(rows: list[Row], link=lambda chapter: f"{{doc}}`{chapter}`") -> str:
         verdict = f"**{r.verdict}**" + (f" ({r.note})" if r.note else "")
         ours = r.ours if r.difference == "–" else f"{r.ours}; {r.difference}"
         behind = "–" if r.runs == "–" else f"{r.runs} test runs" + (
-            f"; holds for {r.trained} trained optimizers" if r.trained != "–" else "")
+            f"; holds for {r.trained} trained optimizer{'' if r.trained.endswith(' 1') else 's'}"
+            if r.trained != "–" else "")
         lines.append(f"| {r.claim.claim} ({link(r.claim.chapter)}) | {r.claim.paper} | {ours} | {verdict} | {behind} |")
     return "\n".join(lines)
 
 
+# each verdict as a count of claims words it: (one claim, several); the summary and the introduction's table
+VERBS = {"holds": ("holds", "hold"), "partly": ("holds in part", "hold in part"), "tie": ("is a tie", "are ties"),
+         "fails": ("fails", "fail"), "no results": ("has no results", "have no results")}
+
+
+def counted(n: int, verdict: str) -> str:
+    """'3 hold', '1 is a tie'."""
+    return f"{n} {VERBS[verdict][n != 1]}"
+
+
 def summary(rows: list[Row]) -> str:
     """One sentence: how many claims hold, tie and fail, naming those that do not hold."""
-    count = {v: [r.claim.claim for r in rows if r.verdict == v]
-             for v in ("holds", "partly", "tie", "fails", "no results")}
+    count = {v: [r.claim.claim for r in rows if r.verdict == v] for v in VERBS}
     n = {v: len(k) for v, k in count.items()}
-    verb = lambda k, one, many: f"{k} {one if k == 1 else many}"
-    said = [verb(n["holds"], "holds", "hold") if n["holds"] else "",
-            verb(n["partly"], "holds", "hold") + " in part (for some architectures)" if n["partly"] else "",
-            verb(n["tie"], "is a tie", "are ties") + " (the 95% interval of the difference contains zero)"
-            if n["tie"] else "",
-            verb(n["fails"], "fails", "fail") if n["fails"] else ""]
-    said = [x for x in said if x] or ["none has results yet"]
-    text = f"Of {verb(len(rows), 'claim', 'claims')}, " + (", ".join(said[:-1]) + " and " if len(said) > 1 else "") + said[-1]
+    why = {"partly": " (for some architectures)", "tie": " (the 95% interval of the difference contains zero)"}
+    said = [counted(n[v], v) + why.get(v, "") for v in ("holds", "partly", "tie", "fails") if n[v]]
+    said = said or ["none has results yet"]
+    text = f"Of {len(rows)} claim{'' if len(rows) == 1 else 's'}, " + (", ".join(said[:-1]) + " and " if len(said) > 1 else "") + said[-1]
     parts = [f"fail: {'; '.join(count['fails'])}" if count["fails"] else "",
              f"in part: {'; '.join(count['partly'])}" if count["partly"] else "",
              f"ties: {'; '.join(count['tie'])}" if count["tie"] else "",
@@ -292,8 +298,8 @@ CLAIMS = [
             f"LSTM is below every tuned baseline at step {step:,}", "not in the paper (Fig. 7 left; Chen et al. 2020)",
             "04_cifar", "cifar-both-imitation", step, learned=IMITATING, against=("SGD", "RMSprop", "ADAM", "NAG"))
       for step in (100, 1000)),
-    *(Claim(f"Book: with both changes and a curriculum over horizons (Chen et al.'s first ingredient: 100, 200, 500, "
-            f"then 1,000 steps), the CIFAR-10 LSTM is below every tuned baseline at step {step:,}",
+    *(Claim(f"Book: with both changes and a curriculum over horizons (Chen et al.'s first ingredient: stages of 100, "
+            f"200, 500 and 1,000 steps; chapter 4 prints those its best weights trained on), the CIFAR-10 LSTM is below every tuned baseline at step {step:,}",
             "not in the paper (Fig. 7 left; Chen et al. 2020)", "04_cifar", "cifar-both-curriculum", step,
             learned=CURRICULUM, against=("SGD", "RMSprop", "ADAM", "NAG"))
       for step in (100, 1000)),
@@ -336,8 +342,7 @@ def status_table(rows: list[Row], link=lambda chapter: f"{{doc}}`{chapter}`") ->
     lines = ["| chapter | paper | claims: verdicts |", "| --- | --- | --- |"]
     for chapter, figures in CHAPTERS.items():
         mine = [r.verdict for r in rows if r.claim.chapter == chapter]
-        order = ("holds", "partly", "tie", "fails", "no results")
-        counts = ", ".join(f"{mine.count(v)} {v}" for v in order if v in mine) if mine else "–"
+        counts = ", ".join(counted(mine.count(v), v) for v in VERBS if v in mine) if mine else "–"
         lines.append(f"| {link(chapter)} | {figures} | {counts} |")
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from l2l.book.report import spent, unfinished
+from l2l.book.report import how_far, spent, unfinished
 from l2l.errors import UserError
 from l2l.evaluation import LR_GRID
 from l2l.optimizers import LSTMConfig
@@ -205,10 +205,10 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
     ck = load_checkpoint(path) if path.exists() else None
     if ck is not None and TrainConfig.from_dict(ck["config"]) != config:
         raise UserError(f"{path} holds another recipe than the one asked for")
-    how = f" (`{command}`)" if command else ""
+    how = f"; `{command}`" if command else ""
     if ck is None:
         return None, None, f"not trained (`{path.name}`{how})"  # backticks: MyST would link a .pt name
-    left = unfinished(ck, config)
+    left = how_far(ck, config)
     if left is None:
         return optimizer_from(ck, device, compile=compile), ck, ""
     line = f"{left} (`{path.name}`{how})" + ("" if validated(ck) else ", not validated yet")
@@ -244,9 +244,9 @@ def seeds_unfinished(spec: str, scale: str, seeds, folder: str | Path | None = N
     1,500 epochs", for a results file's `unfinished` (the ledger's note) beside the recipe's own."""
     lines = []
     for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
-        left = unfinished(load_checkpoint(path), recipe) if path.exists() else None
+        left = unfinished(load_checkpoint(path), recipe, label=f"{label} seed {k}") if path.exists() else None
         if left:
-            lines.append(f"{label} seed {k}: {left}")
+            lines.append(left)
     return lines
 
 

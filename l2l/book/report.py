@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from l2l.evaluation import Curve, Paired, beats_all, paired, unpaired, versus
+from l2l.training.checkpoint import validated
 from l2l.training.meta_train import finished
 
 
@@ -74,7 +75,7 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
     step = me.steps if step == -1 else step
     others = {k: c for k, c in curves.items() if k != learned}
     lowest = sum(me.mean[t] < min(c.mean[t] for c in others.values()) for t in range(1, step + 1))
-    tail = f" Its mean is the lowest of all curves at {lowest} of the {step} steps."
+    tail = f" Its mean is the lowest of these {len(curves)} curves at {lowest} of the {step} steps."
     if any(c.per_run is None for c in curves.values()):
         return _unpaired(me, others, learned, step) + tail
     at, over = versus(curves, learned, step), versus(curves, learned, step, over=True)
@@ -225,12 +226,22 @@ def trained_horizons(ck: dict, config) -> tuple[int, ...]:
     return tuple(h for h in config.horizons if h <= steps)
 
 
-def unfinished(ck: dict | None, config, *others: str) -> str | None:
+def how_far(ck: dict | None, config) -> str | None:
     """How far an unfinished meta-training got, '455 of 1,500 epochs', or None when the checkpoint
-    (of the recipe `config`, a TrainConfig) is missing or finished: a results file's `unfinished`.
-    `others`, lines on the same recipe's other trainings (its seeds still running, say), join it:
-    '455 of 1,500 epochs; seed 1: ...', None only when nothing is unfinished."""
-    own = None if ck is None or finished(ck, config) else f"{ck['epoch']:,} of {config.epochs:,} epochs"
+    (of the recipe `config`, a TrainConfig) is missing or finished."""
+    return None if ck is None or finished(ck, config) else f"{ck['epoch']:,} of {config.epochs:,} epochs"
+
+
+def unfinished(ck: dict | None, config, *others: str, label: str = "") -> str | None:
+    """A results file's `unfinished` (the ledger's note): how far an unfinished meta-training got and
+    where its best weights so far, the ones tested, come from, 'LSTM-10k seed 0: 455 of 1,500 epochs
+    (best weights: epoch 300)' (`label` names it), or None when the checkpoint is missing or
+    finished. `others`, lines on the same recipe's other trainings (its seeds still running, say),
+    join it: '...; seed 1: ...', None only when nothing is unfinished."""
+    own = how_far(ck, config)
+    if own is not None:
+        best = f" (best weights: epoch {ck['best']['epoch']:,})" if validated(ck) else ""
+        own = (f"{label}: " if label else "") + own + best
     return "; ".join(filter(None, (own, *others))) or None
 
 
@@ -241,7 +252,7 @@ def spent(ck: dict, config=None, where: bool = False) -> str:
     (patience) or '(stopped: its 500-step stage never improved on the weights it started from)' (the
     curriculum); with ', 118 of them imitating' after the epochs for those that
     imitated a teacher; with `where`, ' on <hardware>' after it all."""
-    left = unfinished(ck, config) if config is not None else None
+    left = how_far(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
     why = ("validation stopped improving" if not early or ck.get("stage_improved", True) else  # the curriculum's rule
            f"its {config.horizons[ck.get('stage', 0)]:,}-step stage never improved on the weights it started from")
