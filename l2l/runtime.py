@@ -174,7 +174,7 @@ def hardware(device="cpu") -> str:
 
 
 def cpu_model() -> str:
-    """This machine's CPU model, e.g. 'AMD EPYC, family 25 model 1' (`cpu_model_of` /proc/cpuinfo;
+    """This machine's CPU model, e.g. 'AMD EPYC family 25 model 1' (`cpu_model_of` /proc/cpuinfo;
     the architecture where it has none)."""
     try:
         with open("/proc/cpuinfo") as info:
@@ -193,9 +193,10 @@ def cpu_model_of(cpuinfo: str) -> str | None:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     name, family, model = fields.get("model name"), fields.get("cpu family"), fields.get("model")
-    if not name:
-        return None
-    return f"{name}, family {family} model {model}" if family and model else name
+    if not name:  # ARM names none: its implementer and part numbers tell the cores apart
+        part = fields.get("CPU part")
+        return f"ARM implementer {fields.get('CPU implementer')} part {part}" if part else None
+    return f"{name} family {family} model {model}" if family and model else name
 
 
 def cpu_of(description: str | None) -> str | None:

@@ -300,13 +300,17 @@ def test_a_cpu_model_names_its_family_and_model_where_its_name_is_generic(monkey
 
     zen3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
     zen2 = zen3.replace("cpu family\t: 25\nmodel\t\t: 1", "cpu family\t: 23\nmodel\t\t: 49")
-    assert cpu_model_of(zen3 + "\n" + zen2.replace("processor\t: 0", "processor\t: 1")) == "AMD EPYC, family 25 model 1"
-    assert cpu_model_of(zen2) == "AMD EPYC, family 23 model 49" != cpu_model_of(zen3)
+    assert cpu_model_of(zen3 + "\n" + zen2.replace("processor\t: 0", "processor\t: 1")) == "AMD EPYC family 25 model 1"
+    assert cpu_model_of(zen2) == "AMD EPYC family 23 model 49" != cpu_model_of(zen3)
     assert cpu_model_of("model name\t: Apple M2\n") == "Apple M2" and cpu_model_of("processor\t: 0\n") is None
+    assert cpu_model_of("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n") == "ARM implementer 0x41 part 0xd0c"
     here, nudged, stored = [1.0] * 22, [1.0] * 22, [1.0] * 22
     nudged[5], stored[5] = 1.01, 1.05
     monkeypatch.setattr(tuning, "probe", lambda problem, opt, nudge=0.0: nudged if nudge else here)
-    assert tuning.matches(stored, None, None, made_on="AMD EPYC")  # the bare name: another model's allowance
+    monkeypatch.setattr(tuning, "cpu_model", lambda: "AMD EPYC family 25 model 1")
+    assert not tuning.matches(stored, None, None, made_on="AMD EPYC family 25 model 1")  # this very model: rounding only
+    assert tuning.matches(stored, None, None, made_on="AMD EPYC family 23 model 49")  # another generation
+    assert tuning.matches(stored, None, None, made_on="AMD EPYC")  # stored under the bare name: which one is unknown
 
 
 @needs_cifar

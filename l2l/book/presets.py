@@ -241,7 +241,8 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
 def seeds_unfinished(spec: str, scale: str, seeds, folder: str | Path | None = None, label: str = "LSTM",
                      **overrides) -> list[str]:
     """How far each of `other_seeds`' trainings still under way has got, "<label> seed k: 455 of
-    1,500 epochs", for a results file's `unfinished` (the ledger's note) beside the recipe's own."""
+    1,500 epochs (best weights: epoch 300)" (`report.unfinished`), for a results file's `unfinished`
+    (the ledger's note) beside the recipe's own."""
     lines = []
     for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
         left = unfinished(load_checkpoint(path), recipe, label=f"{label} seed {k}") if path.exists() else None

@@ -43,10 +43,11 @@ def paired_text(p: Paired) -> str:
     """A paired difference for a table: +0.023 [+0.010, +0.036] (or the sign test's verdict)."""
     if p.low != p.low:  # NaN: no interval (a sign test, or a single run)
         return f"{p.verdict} ({p.method})"
-    return f"{_signed(p.diff)} [{_signed(p.low)}, {_signed(p.high)}]"
+    return f"{signed_text(p.diff)} [{signed_text(p.low)}, {signed_text(p.high)}]"
 
 
-def _signed(x: float) -> str:
+def signed_text(x: float) -> str:
+    """A loss difference with its sign: +0.023, −0.0041."""
     return ("+" if x >= 0 else "−") + loss_text(abs(x))
 
 
@@ -82,7 +83,7 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
 
     def grouped(comparisons):
         by = {v: [k for k, p in comparisons.items() if p.verdict == v] for v in WORDS}
-        return ", ".join(f"{WORDS[v]} {_join(ks)}" for v, ks in by.items() if ks)
+        return ", ".join(f"{WORDS[v]} {listed(ks)}" for v, ks in by.items() if ks)
 
     runs = me.runs
     return (f"At step {step}, the {learned} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
@@ -90,7 +91,8 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
             f"runs, 95% intervals; a tie means the interval contains zero).{tail}")
 
 
-def _join(labels: list[str]) -> str:
+def listed(labels: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
@@ -280,7 +282,7 @@ def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str]
             if label == base:
                 versus_base = "–"
             elif c.per_run is None or b.per_run is None:
-                versus_base = f"{_signed(c.mean[s] - b.mean[s])} (unpaired) {words[unpaired(c, b, s)]}"
+                versus_base = f"{signed_text(c.mean[s] - b.mean[s])} (unpaired) {words[unpaired(c, b, s)]}"
             else:
                 p = paired(c.at(s), b.at(s))
                 versus_base = (f"{words[p.verdict]} ({p.method})" if p.low != p.low  # no interval
