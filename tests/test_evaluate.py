@@ -108,6 +108,17 @@ def test_curves_keep_per_run_losses_and_means_over_the_run():
         Curve("old", [1.0], [0.0]).at(0)
 
 
+def test_a_curve_held_at_its_start_repeats_each_run_s_step_0():
+    from l2l.evaluation import Curve, start_of
+
+    c = Curve.of("X", torch.tensor([[4.0, 3.0, 2.0, 1.0], [2.0, 2.0, 1.0, 0.0]]))
+    start = start_of(c)
+    assert start.label == "X at step 0" and start.steps == 3 and start.lr is None
+    assert start.mean == [3.0] * 4 and start.ci95 == [c.ci95[0]] * 4
+    assert start.at(-1).tolist() == [4.0, 2.0] and start.mean_to(2).tolist() == [4.0, 2.0]
+    assert start_of(Curve("old", [1.0, 0.5], [0.1, 0.1])).per_run is None
+
+
 def test_a_cached_curve_goes_stale_when_the_code_computes_something_else(tmp_path, monkeypatch):
     """The cache is keyed by what ran, and checked against what the code computes now: a change in
     the problem's loss recomputes; the same numbers from other code (a refactor) are reused."""

@@ -5,6 +5,7 @@ import torch
 
 from l2l.book import ledger
 from l2l.book.ledger import Claim
+from l2l.book.report import loss_text, signed_text
 from l2l.evaluation import Curve, save
 
 
@@ -155,3 +156,22 @@ def test_a_sweep_tied_in_every_architecture_is_a_tie(tmp_path):
              tmp_path / "ties" / f"{k}.json")
     row = ledger.evaluate(Claim("ties", "–", "02_mnist", "ties/*", 100), tmp_path)
     assert row.verdict == "tie" and "holds in 0, tie in 2, fails in 0 of 2" in row.ours
+
+
+def test_a_claim_against_its_own_start_asks_whether_each_run_made_progress(tmp_path):
+    """The paper's ReLU failure is 'no progress': the loss at step 100 against the same runs' loss
+    at step 0. The fixture's LSTM falls (the claim that it rises fails); a curve that climbs holds;
+    each seed is judged against its own start."""
+    curves = _fixture(tmp_path)
+    start = torch.linspace(2.0, 2.5, 12)[:, None]
+    rising = start * (1 + torch.arange(101.0) / 1000) * (1 + 0.001 * torch.randn(12, 101, generator=torch.Generator().manual_seed(5)))
+    save({**curves, "LSTM seed 1": Curve.of("LSTM seed 1", rising)}, tmp_path / "relu.json", trained=["LSTM", "LSTM seed 1"])
+    rises, seed = ledger.ledger([Claim("rises", "–", "03_relu", "relu", 100, against=(ledger.START,), higher=True),
+                                 Claim("seed rises", "–", "03_relu", "relu", 100, learned="LSTM seed 1",
+                                       against=(ledger.START,), higher=True)], tmp_path)
+    assert rises.verdict == "fails" and seed.verdict == "holds"
+    assert rises.trained == "1 of 2" and seed.trained == "1 of 1"  # seed 1 climbs from its own start, the LSTM does not
+    fixture = curves["LSTM"]
+    assert rises.ours.endswith(f"against its start {loss_text(fixture.mean[0])} ± {loss_text(fixture.ci95[0])}")
+    gap = fixture.at(100) - fixture.at(0)
+    assert rises.difference.startswith(signed_text(gap.mean()))

@@ -174,6 +174,18 @@ class Curve:
         return replace(self, mean=self.mean[: step + 1], ci95=self.ci95[: step + 1], per_run=per_run)
 
 
+def start_of(curve: Curve) -> Curve:
+    """`curve` held at its step 0, run by run: each run's own starting loss at every step, so that
+    comparing with it asks whether an optimizer made progress from where each run began."""
+    per_run = None
+    if curve.per_run:
+        first = {k: v[curve.per_run["steps"].index(0)] for k, v in curve.per_run.items() if k != "steps"}
+        per_run = {"steps": curve.per_run["steps"], **{k: [v] * len(curve.per_run["steps"]) for k, v in first.items()}}
+    n = curve.steps + 1
+    return replace(curve, label=f"{curve.label} at step 0", mean=[curve.mean[0]] * n, ci95=[curve.ci95[0]] * n,
+                   lr=None, per_run=per_run, cost=None)
+
+
 def _short(x: torch.Tensor) -> list[float]:
     """Per-run numbers for a JSON file: 6 significant digits (far below the runs' spread)."""
     return [float(f"{v:.6g}") for v in x.tolist()]
