@@ -41,7 +41,7 @@ test: pytest smoke
 
 pytest: $(VENV)/.installed
 	$(PYTHON) -m pytest -n $(TEST_JOBS) -m "not serial"
-	$(PYTHON) -m pytest -m serial || [ $$? -eq 5 ]  # 5: none selected (Ray, an optional extra, not installed)
+	$(PYTHON) -m pytest -m serial || [ $$? -eq 5 ]  # 5: none selected (where Ray, an optional extra, is absent: a plain `pip install -e .`)
 
 # every chapter at smoke scale into $(SMOKE)/, SMOKE_JOBS at a time, then a strict (warnings are errors) build of that copy
 smoke: $(VENV)/.installed

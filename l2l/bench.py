@@ -51,6 +51,14 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def impl_label(impl: str, members: int, device) -> str:
+    """A row's implementation as the table names it: a population says its size and, on a GPU,
+    that its unrolls replay captured graphs."""
+    if impl != "population":
+        return impl
+    return f"population of {members}" + (" (graphed)" if torch.device(device).type == "cuda" else "")
+
+
 def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
                       updates=5, warmup=2, members: int = 4) -> dict:
     """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
@@ -114,8 +122,7 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     seconds = (time.perf_counter() - start) / updates
     row = {
         "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
-        "impl": (f"population of {members}" + (" (graphed)" if on_gpu else "")
-                 if impl == "population" else impl),
+        "impl": impl_label(impl, members, device),
         "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
         "autograd_MB": math.nan if impl == "graphed" or (impl == "population" and on_gpu) else memory["bytes"] / 2**20,
     }
@@ -155,8 +162,7 @@ def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: boo
         row = time_meta_updates(spec, runs, impl, device, updates=updates, members=members)
     except torch.OutOfMemoryError:
         row = {"problem": spec, "coords": None, "runs": runs,
-               "impl": (f"population of {members}" + (" (graphed)" if on_gpu else "")
-                 if impl == "population" else impl), "steps_per_s": math.nan,
+               "impl": impl_label(impl, members, device), "steps_per_s": math.nan,
                "ms_per_meta_update": math.nan, "autograd_MB": math.nan, "error": "out of memory"}
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()

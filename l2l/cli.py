@@ -105,8 +105,8 @@ def _recipe(args):
     architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if architecture:
         config = replace(config, optimizer=replace(config.optimizer, **architecture))
-    sharing = {"gac": given.get("gac", 0), "memory": given.get("memory", "none")}
-    if sharing != {"gac": 0, "memory": "none"}:
+    if given.get("gac") or given.get("memory", "none") != "none":  # --memory alone: SharingConfig's two cells
+        sharing = {k: given[k] for k in ("gac", "memory") if k in given}
         config = replace(config, optimizer=SharingConfig(config.optimizer, **sharing))
     return config
 
@@ -369,7 +369,7 @@ def _recipe_options(t):
                       "one scale each, e.g. 0.01,0.1 (in the order of the problem's parameter groups)")
     arch.add_argument("--groups", type=_positive(int), help="LSTMs, one per parameter group (default: the "
                       "problem's; cifar has 2, --groups 1 shares one LSTM)")
-    arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing)")
+    arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing; 2 when only --memory is given)")
     arch.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
 
 

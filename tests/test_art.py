@@ -81,7 +81,7 @@ def test_loss_of_each_run_depends_on_its_row_alone():
     (grad,) = torch.autograd.grad(task.loss(x, task.batch())[0], x)
     assert grad[0].abs().sum() > 0 and grad[1:].abs().sum() == 0
     # the same run alone gives the same loss (the network treats each image on its own)
-    alone_task = p.task(task.content[2:], seed=0)
+    alone_task = p.task(p.contents(3, seed=0)[2:], seed=0)  # the contents `sample` drew
     alone = alone_task.loss(task.theta[2:], alone_task.batch())
     torch.testing.assert_close(alone, f[2:], rtol=1e-4, atol=1e-6)
 
@@ -100,8 +100,8 @@ def test_content_pools_are_disjoint():
     train = art.content_pool("train", 64, torch.arange(8))
     assert train.shape == (8, 3, 64, 64) and train.min() >= -1 and train.max() < 1
     # a test sample of 100 runs uses each test content once
-    task = make_problem("neural_art:split=test").sample(100, seed=1)
-    assert len({hashlib.sha1(c.numpy().tobytes()).digest() for c in task.content}) == 100
+    contents = make_problem("neural_art:split=test").contents(100, seed=1)
+    assert len({hashlib.sha1(c.numpy().tobytes()).digest() for c in contents}) == 100
 
 
 @needs_art
@@ -114,7 +114,8 @@ def test_adam_lowers_the_loss_by_a_large_factor():
     assert torch.isfinite(losses).all()
     torch.testing.assert_close(losses, run(task, Adam(0.03), 40))  # the same loop as evaluation
     assert (losses[:, -1] < losses[:, 0] / 2).all(), losses[:, [0, -1]]
-    before, after = p.terms(task.theta, task.content), p.terms(out["theta"], task.content)
+    contents = p.contents(2, seed=0)  # the runs' content images
+    before, after = p.terms(task.theta, contents), p.terms(out["theta"], contents)
     assert (after["style"] < before["style"] / 4).all(), (before["style"], after["style"])
 
 

@@ -1,8 +1,10 @@
 """`python -m l2l bench`: its rows, the JSON written after every case, and the table."""
 
 import json
+import math
 
 import pytest
+import torch
 
 from l2l.bench import bench, format_table
 
@@ -28,3 +30,16 @@ def test_the_population_row_counts_every_members_steps():
     # 3 members × 2 runs × 20 steps in the time of one meta-update
     assert rows[1]["steps_per_s"] == pytest.approx(3 * 2 * 20 / (rows[1]["ms_per_meta_update"] / 1000))
     assert "population row counts the steps of all its optimizers" in format_table(rows, "here")
+
+
+def test_a_case_that_runs_out_of_memory_is_a_row_that_says_so(monkeypatch):
+    """A population too large for the GPU's memory is recorded, not raised (it was a NameError)."""
+    import l2l.bench
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(l2l.bench, "time_meta_updates", out_of_memory)
+    rows = bench("cpu", cases=(("quadratic", 2),), updates=1, impls=("ours", "population"), verbose=False, members=16)
+    assert [(r["impl"], r["error"]) for r in rows] == [("ours", "out of memory"), ("population of 16", "out of memory")]
+    assert all(math.isnan(r["steps_per_s"]) for r in rows)

@@ -251,3 +251,16 @@ def test_cache_keeps_the_curves_of_what_chapters_make_from_a_checkpoint(tmp_path
     capsys.readouterr()
     main(["cache", "--prune"])
     assert "pruned 0 curves" in capsys.readouterr().out and fingerprint(quiet) in next(curves.glob("*.json")).read_text()
+
+
+def test_the_sharing_options_build_what_the_optimizers_own_defaults_say():
+    """--memory alone gets SharingConfig's two averaging cells (what BFGS's inner products need),
+    --gac 0 without memory is the plain LSTM, and --gac alone is LSTM+GAC."""
+    from l2l.cli import _recipe, parser
+    from l2l.optimizers import LSTMConfig, SharingConfig
+
+    recipe = lambda *options: _recipe(parser().parse_args(["train", "--problem", "quadratic", *options])).optimizer
+    assert (recipe("--memory", "bfgs").gac, recipe("--memory", "bfgs").memory) == (2, "bfgs")
+    assert isinstance(recipe("--gac", "0"), LSTMConfig) and isinstance(recipe(), LSTMConfig)
+    assert recipe("--gac", "2") == SharingConfig(recipe(), gac=2)
+    assert recipe("--gac", "0", "--memory", "lbfgs").gac == 0

@@ -227,6 +227,21 @@ def test_tuned_rates_are_retuned_when_the_baseline_computes_something_else(tmp_p
     assert calls == ["sgd", "sgd", "sgd"]
 
 
+def test_the_probe_runs_a_compiled_optimizer_eagerly_and_leaves_it_compiled():
+    """The probe must not depend on torch.compile (it rounds otherwise): it steps a copy with the
+    LSTM's switch off, and the caller's optimizer keeps its switch and torch's own Module.compile."""
+    from l2l.evaluation import probe
+    from l2l.optimizers import LSTMConfig, LSTMOptimizer
+    from l2l.optimizers.population import Population
+
+    config = LSTMConfig(output_scale=0.1)
+    compiled, population = LSTMOptimizer(config, seed=0, compile=True), Population([LSTMOptimizer(config)], compile=True)
+    problem = make_problem("quadratic:dim=3")
+    assert probe(problem, compiled) == probe(problem, LSTMOptimizer(config, seed=0))
+    assert compiled.compiled and population.compiled
+    assert callable(compiled.compile) and callable(population.compile)  # nn.Module.compile, not a flag over it
+
+
 def test_the_probe_is_computed_on_one_thread_whatever_the_callers_count(monkeypatch):
     """A sum split over threads rounds differently per thread count (a trained optimizer's CIFAR
     probe moved by 7e-4 on two threads): the probe's steps see one thread, and the caller keeps

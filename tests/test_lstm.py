@@ -101,3 +101,16 @@ def test_weights_depend_on_seed_only():
 def test_bad_config_fails_clearly():
     with pytest.raises(ValueError, match="preprocess"):
         LSTMConfig(preprocess=-1.0)
+
+
+def test_one_lstm_refuses_a_config_of_several_groups():
+    """CIFAR's config has two groups, which one LSTMOptimizer cannot honour (it would take the
+    per-group scales as one): make_optimizer builds a GroupedLSTM instead."""
+    from l2l.errors import UserError
+    from l2l.optimizers import make_optimizer
+    from l2l.optimizers.grouped import GroupedLSTM
+
+    config = LSTMConfig(groups=2, output_scale=(0.01, 0.1))
+    with pytest.raises(UserError, match="2 groups"):
+        LSTMOptimizer(config)
+    assert isinstance(make_optimizer(config), GroupedLSTM)

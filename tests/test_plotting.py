@@ -52,14 +52,12 @@ def test_a_band_reaching_below_zero_on_a_log_axis_draws_only_its_upper_edge_ther
     mean = np.array([1.0, 0.5, 0.2, 0.1, 0.1])
     tight = Curve("ADAM", list(mean), list(mean / 4), lr=0.1)
     wide = Curve("LSTM", list(mean), [0.1, 0.1, 0.3, 0.05, 0.2])  # lower edge ≤ 0 at steps 2 and 4
-    assert open_below({"ADAM": tight, "LSTM": wide}) == ["LSTM"]
-    assert open_below({"LSTM": wide}, start=5) == []
-
-    fig, (a, b) = plt.subplots(1, 2)
+    fig, (a, b, c) = plt.subplots(1, 3)
     plot_curves({"ADAM": tight}, a)
     plot_curves({"ADAM": tight, "LSTM": wide}, b)
-    assert a.open_below == [] and band_note(a) == ""
-    assert b.open_below == ["LSTM"] and band_note(a, b) == BAND_NOTE
+    plot_curves({"LSTM": Curve("LSTM", list(mean), [0.1, 0.1, 0.3, 0.05, 0.05])}, c, start=3)  # open at step 2 alone
+    assert open_below(a) == [] and band_note(a) == "" and open_below(c) == []
+    assert open_below(b) == ["LSTM"] and band_note(a, b) == BAND_NOTE
     # no fake lower edge: every band's lowest point is a positive lower edge of the interval
     for collection in b.collections:
         ys = np.concatenate([p.vertices[:, 1] for p in collection.get_paths()])
@@ -73,11 +71,11 @@ def test_a_band_reaching_below_zero_on_a_log_axis_draws_only_its_upper_edge_ther
 
 
 def test_a_linear_axis_draws_every_band_whole():
-    from l2l.book.plotting import plot_curves
+    from l2l.book.plotting import open_below, plot_curves
 
     fig, ax = plt.subplots()
     plot_curves({"LSTM": Curve("LSTM", [1.0, 0.1], [0.5, 0.5])}, ax, log=False)
-    assert ax.open_below == [] and not [l for l in ax.get_lines() if l.get_linestyle() == ":"]
+    assert open_below(ax) == [] and not [l for l in ax.get_lines() if l.get_linestyle() == ":"]
     plt.close(fig)
 
 

@@ -7,6 +7,7 @@ and one per variant (a longer training, an ablation) across its chapter.
 from __future__ import annotations
 
 import re
+import weakref
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -76,17 +77,19 @@ def colors_for(labels) -> dict[str, str]:
     return colors
 
 
-def open_below(curves: dict[str, Curve], start: int = 0) -> list[str]:
-    """The labels whose 95% interval reaches zero or below at some step from `start` on: on a log
-    axis their band has no lower edge there."""
-    return [label for label, c in curves.items()
-            if np.any((np.asarray(c.mean) - np.asarray(c.ci95))[start:] <= 0)]
+_OPEN_BELOW = weakref.WeakKeyDictionary()  # axes → the labels `plot_curves` drew there with an upper edge alone
+
+
+def open_below(ax) -> list[str]:
+    """The labels whose band `plot_curves` drew on `ax` with its upper edge alone: on a log axis,
+    where their 95% interval reaches zero or below, the band has no lower edge."""
+    return _OPEN_BELOW.get(ax, [])
 
 
 def band_note(*axes) -> str:
     """`BAND_NOTE` when `plot_curves` drew an upper edge alone on any of `axes`, else "": the
     sentence a figure's caption adds (glued into it by the chapter)."""
-    return BAND_NOTE if any(getattr(ax, "open_below", None) for ax in axes) else ""
+    return BAND_NOTE if any(open_below(ax) for ax in axes) else ""
 
 
 def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = True,
@@ -96,11 +99,10 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
     that cross: the figure then needs room below, which `tight_layout` makes).
 
     On a log axis a band is drawn only where its lower edge is positive; at the steps where it is
-    not, only the upper edge is drawn, dotted, and the label is listed in `ax.open_below` (see
+    not, only the upper edge is drawn, dotted, and the label is listed in `open_below(ax)` (see
     `band_note` for the caption's sentence)."""
     ax = ax or plt.gca()
     colors = colors_for(curves)
-    ax.open_below = getattr(ax, "open_below", [])
     for label, c in curves.items():
         mean, half = np.asarray(c.mean, dtype=float), np.asarray(c.ci95, dtype=float)
         steps = np.arange(len(mean))[start:]
@@ -111,7 +113,7 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
         ax.fill_between(steps, np.where(shown, lo, np.nan), hi, where=shown, color=colors[label],
                         alpha=0.2, lw=0)
         if not shown.all():
-            ax.open_below.append(label)
+            _OPEN_BELOW.setdefault(ax, []).append(label)
             # the upper edge alone, over the open steps and one step either side, so that it
             # meets the band and a single open step still draws a segment
             near = ~shown | np.r_[~shown[1:], False] | np.r_[False, ~shown[:-1]]

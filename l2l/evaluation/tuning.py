@@ -36,9 +36,9 @@ def probe(problem, opt, nudge: float = 0.0) -> list[float]:
     `nudge`: each coordinate of θ_0 first multiplied by 1 ± nudge (fixed signs; see `matches`)."""
     if isinstance(opt, torch.nn.Module):
         opt = copy.deepcopy(opt).cpu()
-        for module in opt.modules():
-            if getattr(module, "compile", False):
-                module.compile = False
+        for module in opt.modules():  # `compiled`: the LSTM's (and a population's) switch to torch.compile
+            if getattr(module, "compiled", False):
+                module.compiled = False
     with one_thread():
         task = problem.sample(PROBE_RUNS, derive_seed(0, "probe"), "cpu")
         if nudge:

@@ -194,8 +194,11 @@ class LSTMOptimizer(Learned):
 
     def __init__(self, config: LSTMConfig = LSTMConfig(), seed: int = 0, compile: bool = False):
         super().__init__()
+        if config.groups != 1:
+            raise UserError(f"an LSTMOptimizer is one LSTM, but the config asks for {config.groups} groups: "
+                            "make_optimizer builds a GroupedLSTM for that")
         self.config = config
-        self.compile = compile
+        self.compiled = compile
         self.cells, self.head = initial_weights(config, seed)
 
     def init(self, theta: Tensor, groups: Tensor | None = None) -> State:
@@ -211,6 +214,6 @@ class LSTMOptimizer(Learned):
         """The step function (grad, state) -> (update, state) for the current φ."""
         cells = [gate_weights(cell) for cell in self.cells]
         head = (self.head.weight, self.head.bias[:, None])
-        step = compiled_lstm_step() if self.compile else lstm_step
+        step = compiled_lstm_step() if self.compiled else lstm_step
         p, scale = self.config.preprocess, self.config.output_scale
         return lambda grad, state: step(grad, state, cells, head, p, scale)

@@ -39,7 +39,7 @@ class Population(Learned):
             raise UserError("a population batches plain coordinatewise LSTMs only (no groups, no sharing)")
         if len({m.config for m in members}) > 1:
             raise UserError("a population's members must share one architecture (LSTMConfig)")
-        self.config, self.compile = members[0].config, compile
+        self.config, self.compiled = members[0].config, compile
         self.members = nn.ModuleList(members)
 
     def __len__(self) -> int:
@@ -64,6 +64,6 @@ class Population(Learned):
                  for k in range(self.config.layers)]
         head = (torch.stack([m.head.weight for m in self.members]),
                 torch.stack([m.head.bias[:, None] for m in self.members]))
-        step = compiled_lstm_step() if self.compile else lstm_step
+        step = compiled_lstm_step() if self.compiled else lstm_step
         p, scale = self.config.preprocess, self.config.output_scale
         return lambda grad, state: step(grad, state, cells, head, p, scale)

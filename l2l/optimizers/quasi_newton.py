@@ -72,7 +72,7 @@ class QuasiNewton(Rule):
 
     def __post_init__(self):
         if (self.lr is None) == (self.exact is None):
-            raise UserError("give a fixed step length lr or an exact line search, not both")
+            raise UserError("give exactly one of a fixed step length lr and an exact line search")
 
     @classmethod
     def exact_on(cls, task, history: int | None = None) -> "QuasiNewton":

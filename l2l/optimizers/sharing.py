@@ -1,6 +1,6 @@
 """Information sharing between coordinates (the paper's appendix): LSTM+GAC and NTM-(L-)BFGS.
 
-The coordinatewise LSTM (`l2l.lstm`) updates every coordinate from its own gradient history
+The coordinatewise LSTM (`l2l.optimizers.lstm`) updates every coordinate from its own gradient history
 alone. The paper's appendix lets coordinates share information in two ways.
 
 **Global averaging cells (LSTM+GAC).** In every LSTM layer the last `gac` of the `hidden` cells

@@ -40,7 +40,7 @@ class Task:
         loss: pure function (θ [R, n], batch) -> f [R]; run r's loss depends on row r alone. It is
             the same function for every task of a family: all that differs between tasks (a
             quadratic's W and y, a minibatch) comes through `batch`, so one captured CUDA graph
-            serves every task (`l2l.train.GraphedUnroll`).
+            serves every task (`l2l.training.GraphedUnroll`).
         batch: draws the data of one optimizee step (a fresh minibatch; a quadratic's W and y).
         groups: [n] parameter group of each coordinate (CIFAR: 0 convolutional, 1 fully
             connected), for optimizers with one LSTM per group; None when there is one group.

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2l.data import ART_CONTENT, art_image, cifar10_uint8
+from l2l.data import ART_CONTENT, ART_STYLE, art_image, cifar10_uint8
 from l2l.errors import UserError
 from l2l.problems.base import Problem, Task, check_choice, generator, register
 from l2l.problems.features import CONTENT_LAYER, STYLE_LAYERS, features, gram
@@ -177,7 +177,7 @@ def art_terms(x: Tensor, content_feat: Tensor, grams: dict[int, Tensor]) -> dict
 # The problem family
 
 
-STYLES = ("starry_night", "great_wave", "shipwreck_of_the_minotaur", "the_scream")
+STYLES = tuple(ART_STYLE)  # the mirror's paintings: starry_night, great_wave, shipwreck_of_the_minotaur, the_scream
 
 
 @register
@@ -246,13 +246,15 @@ class NeuralArt(Problem):
             terms = art_terms(self.images(theta), batch, grams)  # batch: the content features
             return self.scale * sum(weights[k] * v for k, v in terms.items())  # [R]
 
-        task = Task(theta.to(device), loss, lambda: content_feat)
-        task.content = content  # for figures: the content image of each run
-        return task
+        return Task(theta.to(device), loss, lambda: content_feat)
 
-    def sample(self, runs, seed, device="cpu"):
+    def contents(self, runs: int, seed: int) -> Tensor:
+        """The content image of each of `runs` runs that `sample(runs, seed)` draws [R, 3, size, size]:
+        distinct while the split's pool lasts (the test pool has 100), then repeated."""
         g = generator(seed)
         pool = pool_size(self.split)
-        # distinct contents while the pool lasts (the test pool has 100), then repeats
         index = torch.cat([torch.randperm(pool, generator=g) for _ in range(-(-runs // pool))])[:runs]
-        return self.task(content_pool(self.split, self.size, index), seed + 1, device)
+        return content_pool(self.split, self.size, index)
+
+    def sample(self, runs, seed, device="cpu"):
+        return self.task(self.contents(runs, seed), seed + 1, device)

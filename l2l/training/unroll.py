@@ -162,7 +162,7 @@ class GraphedUnroll:
     def __init__(self, opt, task: Task, config: TrainConfig):
         if task.theta.device.type != "cuda":
             raise ValueError("CUDA graphs need a task on a CUDA device")
-        self.opt, self.steps, self.unroll, self.clip = opt, config.steps, config.unroll, config.clip
+        self.opt, self.unroll, self.clip = opt, config.unroll, config.clip
         self.loss, self.groups = task.loss, task.groups
         _, state, _, grad = begin(task, opt)
         batches = [task.batch() for _ in range(self.unroll)]
