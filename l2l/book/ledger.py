@@ -4,9 +4,10 @@ Each `Claim` names the results file(s) a chapter wrote, the learned optimizer, t
 it is compared with. Its verdict comes from paired differences over the same test runs
 (`l2l.evaluation.versus`): the claim "A is lower than every one of B" holds when every paired
 interval lies below zero, fails when any lies above, and is a tie otherwise; a claim that A is
-*higher* (behind the baselines, or above its own start: the ReLU failure) mirrors that. Curves computed before per-run numbers were kept fall back
-to comparing intervals, and the row says "unpaired". Nothing here is typed by hand but the claims
-themselves and the paper's values, marked ≈ where read off a figure.
+*higher* (behind the baselines, or above its own start: the ReLU failure) mirrors that. Curves
+computed before per-run numbers were kept fall back to comparing intervals, and the row says
+"unpaired". Nothing here is typed by hand but the claims themselves and the paper's values,
+marked ≈ where read off a figure.
 """
 
 from __future__ import annotations
