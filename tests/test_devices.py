@@ -38,7 +38,7 @@ ALLOWED = {
         "names the same functions on every device",
     ("analysis.py", "step_cost", "Generator"):
         "seeded CPU generator for the timed random gradients, moved with .to(device)",
-    ("problems/neural_art.py", "sample", "randperm"):
+    ("problems/neural_art.py", "contents", "randperm"):
         "indices into the CPU pool of content images (content_pool reads them on the CPU); the "
         "images are moved to the device by `task`",
     ("training/sweep.py", "draw_trials", "rand"):
