@@ -206,9 +206,9 @@ def _check_family(problem, config, path: str):
 
 
 def cmd_evaluate(args):
-    from l2l.book.presets import test_settings
+    from l2l.book.presets import comparison, test_settings
     from l2l.book.report import ranking
-    from l2l.evaluation import compare, recorded_steps, save
+    from l2l.evaluation import recorded_steps, save
     from l2l.problems import make_problem
     from l2l.runtime import results_dir
     from l2l.training import TrainConfig, load_checkpoint, optimizer_from
@@ -230,11 +230,8 @@ def cmd_evaluate(args):
     steps = args.steps or settings.get("steps", 100)
     optimizers = {label: optimizer_from(ck, args.device, which=args.which, compile=args.compile)
                   for label, ck in zip(_labels(args, paths), checkpoints)}
-    cache = None if args.no_cache else results_dir() / "tuned_lr.json"
-    curves = compare(problem, optimizers, args.baselines, steps=steps, runs=runs, seed=args.seed,
-                     tune_runs=settings["tune_runs"], grid=settings["grid"], device=args.device,
-                     tune_steps=settings.get("tune_steps"), cache=cache, progress=not args.no_progress,
-                     curve_cache=None if args.no_cache else results_dir() / "curves")
+    compare = comparison(spec, args.scale, None if args.no_cache else results_dir(), args.seed, args.device)
+    curves = compare(problem, optimizers, args.baselines, steps=steps, runs=runs, progress=not args.no_progress)
     save(curves, args.json, problem=problem.spec, steps=steps, runs=runs, seed=args.seed,
          optimizer_checkpoints=paths, weights=args.which)
     for label, c in curves.items():
@@ -258,11 +255,12 @@ def cmd_ledger(args):
 
 def cmd_cache(args):
     from l2l.evaluation import audit, fingerprint
-    from l2l.runtime import checkpoints_dir, results_dir
+    from l2l.runtime import caches, checkpoints_dir, results_dir
     from l2l.training import load_checkpoint, optimizer_from
     from l2l.training.checkpoint import validated
 
     results = Path(args.results) if args.results else results_dir()
+    tuned, finished = caches(results)
     checkpoints = results.parent / "checkpoints" if args.results else checkpoints_dir()  # a chapter's artifacts
     learned, where = {}, {}
     for path in sorted(checkpoints.rglob("*.pt")):  # every trained optimizer, best and last weights
@@ -272,7 +270,7 @@ def cmd_cache(args):
             for opt in (trained, *trained.ablations()):  # and what chapters test made from them
                 name = fingerprint(opt)
                 learned[name], where[name] = opt, path.relative_to(checkpoints)
-    rows = audit(results / "curves", results / "tuned_lr.json", learned)
+    rows = audit(finished, tuned, learned)
     for r in rows:
         if r["status"] != "current" or args.all:
             name = f"{where[r['optimizer']]} ({r['optimizer']})" if r["optimizer"] in where else r["optimizer"]
@@ -293,7 +291,7 @@ def cmd_cache(args):
         raise UserError(f"no checkpoints in {checkpoints}: --prune would delete every learned optimizer's curve")
     if args.prune:
         for r in orphans:
-            (results / "curves" / r["file"]).unlink()
+            (finished / r["file"]).unlink()
         print(f"pruned {curves(len(orphans))} of learned optimizers that no checkpoint in {checkpoints} holds")
     elif orphans:
         print(f"{curves(len(orphans))} of learned optimizers that no checkpoint in {checkpoints} holds "

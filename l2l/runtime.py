@@ -60,6 +60,13 @@ def results_dir() -> Path:
     return data_dir() / "results"
 
 
+def caches(results: str | Path | None = None) -> tuple[Path, Path]:
+    """The evaluation's caches in a results folder (default the project's): the tuned learning
+    rates' JSON file and the folder of finished test curves, one file each."""
+    results = Path(results) if results is not None else results_dir()
+    return results / "tuned_lr.json", results / "curves"
+
+
 def atomic_write(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None]) -> Path:
     """Write `content` (text, bytes, or a function that writes into a binary file, such as
     `lambda f: torch.save(obj, f)`) to `path` atomically: into a temporary file of the same

@@ -363,3 +363,23 @@ def test_save_and_load_keep_per_run_numbers(tmp_path):
     save(curves, tmp_path / "r.json", problem="quadratic", trained=["A"])
     back, meta = load(tmp_path / "r.json")
     assert back == curves and meta["trained"] == ["A"] and meta["problem"] == "quadratic"
+
+
+def test_a_chapter_s_protocol_is_compare_with_its_scale_s_settings_and_the_project_s_caches(tmp_path):
+    """`presets.comparison` binds what every chapter passed by hand: the scale's test and tuning
+    functions and grid, the seed, and the caches in the results folder; the numbers are compare's."""
+    from l2l.book.presets import comparison, test_settings
+    from l2l.optimizers import make_baseline
+    from l2l.runtime import caches
+
+    problem, settings = make_problem("quadratic:dim=3"), test_settings("quadratic", "smoke")
+    learned = {"fixed": make_baseline("sgd", 0.05)}
+    direct = compare(problem, learned, ("adam",), steps=6, runs=settings["runs"], seed=3,
+                     tune_runs=settings["tune_runs"], grid=settings["grid"], progress=False)
+    bound = comparison("quadratic", "smoke", tmp_path, seed=3)(problem, learned, ("adam",), steps=6, progress=False)
+    assert [(k, c.lr, c.mean) for k, c in bound.items()] == [(k, c.lr, c.mean) for k, c in direct.items()]
+    assert bound["fixed"].runs == settings["runs"]
+    tuned, finished = caches(tmp_path)
+    assert tuned.exists() and len(list(finished.glob("*.json"))) == 2  # both curves kept for the next reader
+    comparison("quadratic", "smoke", None, seed=3)(problem, learned, ("adam",), steps=6, runs=2, progress=False)
+    assert len(list(finished.glob("*.json"))) == 2  # None: no caches (these 2-run curves are kept nowhere)

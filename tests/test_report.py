@@ -268,3 +268,35 @@ def test_the_horizons_shown_are_those_the_best_weights_trained_on():
     assert trained_horizons({"history": history, "best": {"epoch": 400}}, recipe) == (100, 200, 500)
     plain = train_config("mnist")
     assert trained_horizons({"history": [{"epoch": 50}], "best": {"epoch": 50}}, plain) == (100,)
+
+
+def test_a_training_in_one_line_says_what_it_took_and_what_it_found():
+    from l2l.book.report import minutes_text, trained_text
+
+    assert minutes_text(7.34 * 60) == "7.3 min" and minutes_text(763.2 * 60) == "763 min"
+    assert minutes_text(10_023 * 60) == "10,023 min"
+    ck = {"epoch": 10_000, "wall_time": 763.2 * 60, "hardware": "AMD EPYC, 1 thread",
+          "best": {"epoch": 4650, "val": 0.24081}, "skipped": 2}
+    assert trained_text(ck) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; best validation final loss 0.2408 "
+                                "at epoch 4,650; 2 epochs skipped for non-finite losses")
+
+
+def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():
+    import math
+
+    from l2l.book.report import stalls, sweep_table
+
+    chance = math.log(10)
+    rows = [{"trial": 0, "finished": True, "validation": [[50, 0.5], [100, 2.3026], [150, 2.31], [200, 0.4]]},
+            {"trial": 1, "finished": False, "validation": [[50, 2.30], [100, 2.3026]]},
+            {"trial": 2, "finished": True, "validation": [[50, 2.3026], [100, 0.45], [150, 2.3026], [200, 0.3]]}]
+    assert stalls({"rows": rows}, chance) == (
+        "At chance (validation 2.29 or above; a uniform guess scores 2.303) for two validations or more in a row: "
+        "trial 0 from epoch 100 to 150, learning again by 200; trial 1 from epoch 50 to 100, its last validation "
+        "so far.")  # trial 2 sat there once at a time: not a stall
+    assert stalls({"rows": rows[2:]}, chance).endswith("in a row: none.")
+    table = {"recipe": {"epochs": 200}, "trials": 3, "winner": None, "complete": False,
+             "rows": [{**r, "meta_lr": 0.01, "epochs": 200, "best_val": 0.3, "best_epoch": 200, "minutes": 1.0,
+                       "hardware": "cpu"} for r in rows]}
+    assert sweep_table(table, chance=chance).endswith(stalls(table, chance))
+    assert "At chance" not in sweep_table(table)

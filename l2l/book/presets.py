@@ -8,14 +8,15 @@ A chapter's `scale` parameter and the CLI's `--scale` both read this one table.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from l2l.book.report import how_far, spent, unfinished
 from l2l.errors import UserError
-from l2l.evaluation import LR_GRID
+from l2l.evaluation import LR_GRID, compare
 from l2l.optimizers import LSTMConfig
 from l2l.problems import make_problem
-from l2l.runtime import checkpoints_dir, locked, repository, results_dir
+from l2l.runtime import caches, checkpoints_dir, locked, repository, results_dir
 from l2l.training import TrainConfig, load_checkpoint, load_or_train, optimizer_from, sweep
 from l2l.training.checkpoint import validated
 from l2l.training.config import flat_recipe
@@ -93,6 +94,20 @@ def train_config(spec: str, scale: str = "book", **overrides) -> TrainConfig:
 def test_settings(spec: str, scale: str = "book") -> dict:
     """The test protocol for a problem at a scale: {runs, tune_runs, grid, ...}."""
     return dict(_preset(make_problem(spec).family, scale)["test"])
+
+
+def comparison(spec: str, scale: str, results: str | Path | None, seed: int = 0, device="cpu",
+               refresh: bool = False):
+    """The test protocol for a problem family at a scale: `evaluation.compare` with the scale's test
+    functions per curve, tuning functions and learning-rate grid (and, where the scale sets them, its
+    test and tuning horizons: `test_settings`), the seed, the device, and the caches of tuned rates
+    and finished curves in the `results` folder (`runtime.caches`; None: no caches) bound. The
+    caller passes the problem and the optimizers, and any setting it changes (e.g. `steps=200`)."""
+    test = test_settings(spec, scale)
+    horizons = {k: test[k] for k in ("steps", "tune_steps") if k in test}
+    tuned, finished = caches(results) if results is not None else (None, None)
+    return partial(compare, runs=test["runs"], tune_runs=test["tune_runs"], grid=test["grid"], **horizons,
+                   seed=seed, device=device, cache=tuned, curve_cache=finished, refresh=refresh)
 
 
 def _changes(config: TrainConfig, preset: TrainConfig) -> dict:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from l2l.evaluation import Curve, Paired, beats_all, paired, unpaired, versus
@@ -167,11 +169,12 @@ def seeds_tables(curves: dict[str, Curve], trained: list[str], steps, costs: dic
     return "\n\n".join(seeds_table(curves, trained, step=s, costs=costs if s == steps[-1] else None) for s in steps)
 
 
-def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str:
+def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance: float | None = None) -> str:
     """A sweep's table (`l2l.training.sweep`) as Markdown: each trial's meta-learning rate, epochs
     trained, best validation loss and where, its last validation (far above its best: a trial
     that collapsed), wall time; then a sentence on where the search stands
-    and, given `reference` (label, best validation), how its winner compares."""
+    and, given `reference` (label, best validation), how its winner compares; given `chance`, the
+    loss of a uniform guess, which trials sat there and for how long (`stalls`)."""
     epochs = result["recipe"]["epochs"]
     lines = ["| trial | meta-learning rate | epochs | best validation (epoch) | last validation | minutes | trained on |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -196,7 +199,30 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None) -> str
             label, val = reference
             text += f" ({label}: {val:.4f}, on the same validation functions)"
         text += "."
+    if chance is not None:
+        text += " " + stalls(result, chance)
     return "\n".join(lines) + "\n\n" + text
+
+
+def stalls(result: dict, chance: float, within: float = 0.01) -> str:
+    """Which of a sweep's trials sat at `chance` (validation within `within` of it, or above: the
+    loss of a uniform guess, a classifier not learning) for two validations or more in a row, from
+    which epoch to which, and whether they learned again after: a sentence."""
+    spans = []
+    for r in result["rows"]:
+        run = []
+        for epoch, val in [*r["validation"], (None, -math.inf)]:  # the end closes a run still there
+            if val >= chance - within:
+                run.append(epoch)
+                continue
+            if len(run) >= 2:
+                spans.append(f"trial {r['trial']} from epoch {run[0]:,} to {run[-1]:,}, "
+                             + (f"learning again by {epoch:,}" if epoch is not None else
+                                "its last validation" + ("" if r["finished"] else " so far")))
+            run = []
+    head = (f"At chance (validation {chance - within:.2f} or above; a uniform guess scores {chance:.3f}) for two "
+            "validations or more in a row:")
+    return f"{head} " + "; ".join(spans) + "." if spans else f"{head} none."
 
 
 def stages_table(history: list[dict]) -> str:
@@ -261,7 +287,21 @@ def spent(ck: dict, config=None, where: bool = False) -> str:
     epochs = (f"{left} (unfinished)" if left else f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: {why})"
               if early else f"{ck['epoch']:,} epochs")
     return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
-            + f", {ck['wall_time'] / 60:.0f} min" + (f" on {ck['hardware']}" if where else ""))
+            + f", {minutes_text(ck['wall_time'])}" + (f" on {ck['hardware']}" if where else ""))
+
+
+def minutes_text(seconds: float) -> str:
+    """A wall time in minutes: '52 min', '7.3 min' below ten."""
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:,.0f} min"
+
+
+def trained_text(ck: dict, config=None) -> str:
+    """A checkpoint's meta-training in one line: what it took and where (`spent`), its best
+    validation final loss and that epoch, and the epochs it skipped for non-finite losses."""
+    best = ck["best"]
+    return (spent(ck, config, where=True) + f"; best validation final loss {best['val']:.4f} at epoch "
+            f"{best['epoch']:,}; {ck.get('skipped', 0)} epochs skipped for non-finite losses")
 
 
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],

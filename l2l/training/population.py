@@ -75,14 +75,10 @@ class GraphedPopulation(GraphedUnroll):
         self.clips = [c.clip or math.inf for c in configs]  # before the capture, which reads them
         super().__init__(pop, task, configs[0])
 
-    def _forward_backward(self):
-        theta, state, grad, batches = self.inputs
-        replay = Task(theta, self.loss, iter(batches).__next__, self.groups)
-        surrogate, losses, theta, state, grad = unroll(self.opt, replay, theta, state, grad, self.unroll)
-        surrogate.backward()
-        norms = torch.stack([torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
-                             for m, clip in zip(self.opt.members, self.clips)])
-        return losses, norms, (theta, state, grad)
+    def _clip(self) -> torch.Tensor:
+        """Each member's meta-gradient clipped by its own limit; their norms before clipping."""
+        return torch.stack([torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
+                            for m, clip in zip(self.opt.members, self.clips)])
 
     def meta_updates(self, task: Task, meta_opts: list) -> Iterator[list[float]]:
         """`population_updates` through the graph: a run of the stacked `task`, one replay per unroll."""

@@ -183,8 +183,11 @@ class GraphedUnroll:
         replay = Task(theta, self.loss, iter(batches).__next__, self.groups)
         surrogate, losses, theta, state, grad = unroll(self.opt, replay, theta, state, grad, self.unroll)
         surrogate.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.opt.parameters(), self.clip or math.inf)
-        return losses, norm, (theta, state, grad)
+        return losses, self._clip(), (theta, state, grad)
+
+    def _clip(self) -> torch.Tensor:
+        """φ's meta-gradient clipped in place, inside the capture; its norm before clipping."""
+        return torch.nn.utils.clip_grad_norm_(self.opt.parameters(), self.clip or math.inf)
 
     def start(self, task: Task):
         """Begin a run of `task`: θ_0, the LSTM's initial state and ∇_0 into the buffers."""
