@@ -298,10 +298,10 @@ def minutes_text(seconds: float) -> str:
 
 def trained_text(ck: dict, config=None) -> str:
     """A checkpoint's meta-training in one line: what it took and where (`spent`), its best
-    validation final loss and that epoch, and the epochs it skipped for non-finite losses."""
+    validation final loss and that epoch, and how many epochs it skipped for a non-finite loss."""
     best = ck["best"]
     return (spent(ck, config, where=True) + f"; best validation final loss {best['val']:.4f} at epoch "
-            f"{best['epoch']:,}; {ck.get('skipped', 0)} epochs skipped for non-finite losses")
+            f"{best['epoch']:,}; {ck.get('skipped', 0)} skipped (non-finite loss)")
 
 
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],
