@@ -296,11 +296,11 @@ def minutes_text(seconds: float) -> str:
     return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:,.0f} min"
 
 
-def trained_text(ck: dict, config=None) -> str:
+def trained_text(ck: dict) -> str:
     """A checkpoint's meta-training in one line: what it took and where (`spent`), its best
     validation final loss and that epoch, and how many epochs it skipped for a non-finite loss."""
     best = ck["best"]
-    return (spent(ck, config, where=True) + f"; best validation final loss {best['val']:.4f} at epoch "
+    return (spent(ck, where=True) + f"; best validation final loss {best['val']:.4f} at epoch "
             f"{best['epoch']:,}; {ck.get('skipped', 0)} skipped (non-finite loss)")
 
 
