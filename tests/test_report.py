@@ -277,8 +277,10 @@ def test_a_training_in_one_line_says_what_it_took_and_what_it_found():
     assert minutes_text(10_023 * 60) == "10,023 min"
     ck = {"epoch": 10_000, "wall_time": 763.2 * 60, "hardware": "AMD EPYC, 1 thread",
           "best": {"epoch": 4650, "val": 0.24081}, "skipped": 2}
-    assert trained_text(ck) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; best validation final loss 0.2408 "
-                                "at epoch 4,650; 2 skipped (non-finite loss)")
+    assert trained_text(ck) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; best validation loss 0.2408 "
+                                "at epoch 4,650; 2 epochs skipped (non-finite loss)")
+    assert trained_text({**ck, "skipped": 0}) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; "
+                                                  "best validation loss 0.2408 at epoch 4,650")
 
 
 def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():

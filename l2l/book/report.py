@@ -297,11 +297,12 @@ def minutes_text(seconds: float) -> str:
 
 
 def trained_text(ck: dict) -> str:
-    """A checkpoint's meta-training in one line: what it took and where (`spent`), its best
-    validation final loss and that epoch, and how many epochs it skipped for a non-finite loss."""
-    best = ck["best"]
-    return (spent(ck, where=True) + f"; best validation final loss {best['val']:.4f} at epoch "
-            f"{best['epoch']:,}; {ck.get('skipped', 0)} skipped (non-finite loss)")
+    """A checkpoint's meta-training in one line, short enough for the page: what it took and where
+    (`spent`), its best validation loss (the final loss on the validation functions) and that
+    epoch, and how many epochs it skipped for a non-finite loss where it skipped any."""
+    best, skipped = ck["best"], ck.get("skipped", 0)
+    return (spent(ck, where=True) + f"; best validation loss {best['val']:.4f} at epoch {best['epoch']:,}"
+            + (f"; {skipped:,} epochs skipped (non-finite loss)" if skipped else ""))
 
 
 def ingredients_table(curves: dict[str, Curve], base: str, costs: dict[str, str],
