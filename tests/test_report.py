@@ -50,7 +50,7 @@ def test_ranking_compares_with_every_curve_paired_at_the_step_it_names():
     assert text.startswith("At step 100, the LSTM (")
     assert "is ahead of ADAM and level with LSTM seed 1;" not in text  # at 100: 1.2×ADAM: behind
     assert "is behind ADAM and LSTM seed 1;" in text
-    assert "over steps 1–100, its mean loss is ahead of ADAM, behind LSTM seed 1" in text
+    assert "over steps 1–100, its loss averaged over those steps is ahead of ADAM, behind LSTM seed 1" in text
     assert "same 10 test runs" in text and "ends" not in text
     assert "is ahead of ADAM, level with LSTM seed 1;" in ranking(curves, step=50)
 
@@ -87,9 +87,9 @@ def test_seeds_table_counts_the_trained_optimizers_below_every_tuned_baseline():
     curves = _paired_curves()
     text = seeds_table(curves, ["LSTM", "LSTM seed 1"], step=200)
     assert "| trained optimizer | loss at step 200 | − ADAM at step 200 | below every tuned baseline |" in text
-    assert "1 of 2 trained optimizers are below every tuned baseline at step 200 (paired; the nearest, ADAM," in text
+    assert "1 of 2 trained optimizers are below every tuned baseline at step 200 (paired; the best of them, ADAM," in text
     assert "span" in text and "standard deviation across trainings" in text
-    # NAG: worse than ADAM on average but so noisy that "below NAG" is a tie: below the nearest
+    # NAG: worse than ADAM on average but so noisy that "below NAG" is a tie: below the best
     # baseline (ADAM) is then not enough
     noise = torch.tensor([3.0, -3.0] * 5)[:, None] * torch.exp(-torch.arange(201.0) / 50)
     base = torch.linspace(1, 2, 10)[:, None] * torch.exp(-torch.arange(201.0) / 50)  # as _paired_curves
@@ -128,11 +128,13 @@ def test_the_sweep_table_says_where_the_search_stands():
     text = sweep_table(result)
     assert "| 0 | 0.0003 | 60 of 100 | 0.5000 (50) | 1.0000 | 12 | EPYC (1 thread) |" in text
     assert "| 1 | 0.002 | 0 of 100 | – | – |" in text
-    assert "0 of 4 trials have finished their 100 epochs, 2 have started and 2 have not." in text
+    assert "Of 4 trials, 0 have finished their 100 epochs, 2 are part-way and 2 have not started." in text
     assert "No winner is chosen until a trial finishes." in text
     result.update(winner=0, rows=[row(0, 3e-4, 100, 0.5, True), row(1, 2e-3, 100, 0.7, True)])
     text = sweep_table(result, reference=("the book's optimizer", 0.55))
-    assert "2 of 4 trials have finished" in text
+    assert "Of 4 trials, 2 have finished their 100 epochs, 0 are part-way and 2 have not started." in text
+    result.update(trials=3, rows=[*result["rows"][:1], row(1, 2e-3, 60, 0.7, False)])
+    assert "Of 3 trials, 1 has finished its 100 epochs, 1 is part-way and 1 has not started." in sweep_table(result)
     assert ("The lowest best validation so far is trial 0's, 0.5000 at meta-learning rate 0.0003 "
             "(the book's optimizer: 0.5500, on the same validation functions).") in text
 
@@ -302,3 +304,22 @@ def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():
                        "hardware": "cpu"} for r in rows]}
     assert sweep_table(table, chance=chance).endswith(stalls(table, chance))
     assert "At chance" not in sweep_table(table)
+
+
+def test_drift_pairs_each_runs_change_between_two_steps():
+    import torch
+
+    from l2l.book.report import drift
+
+    def curve(changes):  # 4 runs at 1.0 up to step 5, then each moves by its change at step 10
+        losses = torch.ones(4, 11)
+        losses[:, 6:] += torch.tensor(changes)[:, None]
+        return Curve.of("LSTM", losses)
+
+    # changes −1, −1.2, −0.8, −1: mean −1, sd 0.163, t(3) 3.182: half-width 0.26
+    falls = drift(curve([-1.0, -1.2, -0.8, -1.0]), 5)
+    assert falls == ("From step 5 to step 10, LSTM's loss changes by −1.000 [−1.260, −0.740] (each run's change, "
+                     "over the same 4 runs, 95% interval): it keeps falling.")
+    assert drift(curve([1.0, 1.2, 0.8, 1.0])).startswith("From step 5 to step 10,")  # halfway: step 5
+    assert drift(curve([1.0, 1.2, 0.8, 1.0]), 5).endswith("it climbs back.")
+    assert drift(curve([1.0, -1.0, 1.0, -1.0]), 5, 10).endswith("by more than the runs can tell.")

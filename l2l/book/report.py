@@ -89,8 +89,23 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
 
     runs = me.runs
     return (f"At step {step}, the {learned} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
-            f"1–{step}, its mean loss is {grouped(over)} (paired differences over the same {runs} test "
+            f"1–{step}, its loss averaged over those steps is {grouped(over)} (paired differences over the same {runs} test "
             f"runs, 95% intervals; a tie means the interval contains zero).{tail}")
+
+
+def drift(curve: Curve, start: int | None = None, end: int = -1) -> str:
+    """Whether a curve's runs still improve between two steps (past the horizon trained on, say):
+    each run's loss at `end` minus its loss at `start` (None: the kept step nearest below halfway),
+    paired over the same runs (95% interval), rather than the lowest point of the mean curve, which
+    noise pulls down. A sentence."""
+    end = curve.steps if end == -1 else end
+    if start is None:
+        start = max(s for s in curve.per_run["steps"] if s <= end // 2)
+    p = paired(curve.at(end), curve.at(start))
+    moves = {"holds": "keeps falling", "fails": "climbs back",
+             "tie": "neither falls nor climbs by more than the runs can tell"}[p.verdict]
+    return (f"From step {start:,} to step {end:,}, {curve.label}'s loss changes by {paired_text(p)} "
+            f"(each run's change, over the same {p.runs} runs, 95% interval): it {moves}.")
 
 
 def listed(labels: list[str]) -> str:
@@ -134,15 +149,15 @@ def _below_all(comparisons: dict[str, Paired]) -> str:
 
 def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
                 costs: dict[str, str] | None = None) -> str:
-    """Variance across meta-training: each independently trained optimizer against the nearest tuned
-    baseline at `step` (paired, on the same test runs) and its verdict against every tuned baseline
+    """Variance across meta-training: each independently trained optimizer against the best tuned
+    baseline at `step` (the lowest mean) (paired, on the same test runs) and its verdict against every tuned baseline
     (holds only when it is below each: the ledger's "holds for k of n"), and their spread; with
     `costs` (label → what its meta-training took, in words: `spent`) a list of what each took."""
     step = curves[trained[0]].steps if step == -1 else step
     tuned = {k: c for k, c in curves.items() if c.lr is not None}
     best = min(tuned, key=lambda k: tuned[k].mean[step])
     lines = [f"| trained optimizer | loss at step {step} | − {best} at step {step} | below every tuned baseline | "
-             f"− {best}, mean over steps 1–{step} | below every tuned baseline |",
+             f"− {best}, mean over steps 1–{step} | below every tuned baseline, mean over steps 1–{step} |",
              "| --- | ---: | ---: | :---: | ---: | :---: |"]
     held = 0
     for label in trained:
@@ -158,7 +173,7 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
                  if len(means) > 1 else ""))
     paid = [f"- {label}: {costs[label]}" for label in trained if label in (costs or {})]
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below every tuned baseline "
-            f"at step {step} (paired; the nearest, {best}, at {loss_text(tuned[best].mean[step])}); {spread}."
+            f"at step {step} (paired; the best of them, {best}, at {loss_text(tuned[best].mean[step])}); {spread}."
             + ("\n\nWhat each one's meta-training took:\n\n" + "\n".join(paid) if paid else ""))
 
 
@@ -186,9 +201,10 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
                      f"{r['minutes']:.0f} | {r['hardware']}{together} |")
     finished = [r for r in result["rows"] if r["finished"]]
     started = len(result["rows"]) - len(finished)
-    text = (f"{len(finished)} of {result['trials']} trials have finished their {epochs:,} epochs, {started} "
-            f"{'has' if started == 1 else 'have'} started and {result['trials'] - len(result['rows'])} "
-            f"{'has' if result['trials'] - len(result['rows']) == 1 else 'have'} not.")
+    waiting = result["trials"] - len(result["rows"])
+    text = (f"Of {result['trials']} trials, {len(finished)} {'has' if len(finished) == 1 else 'have'} finished "
+            f"{'its' if len(finished) == 1 else 'their'} {epochs:,} epochs, {started} {'is' if started == 1 else 'are'} "
+            f"part-way and {waiting} {'has' if waiting == 1 else 'have'} not started.")
     if result["winner"] is None:
         text += " No winner is chosen until a trial finishes."
     else:
