@@ -53,6 +53,10 @@ def test_ranking_compares_with_every_curve_paired_at_the_step_it_names():
     assert "over steps 1–100, its loss averaged over those steps is ahead of ADAM, behind LSTM seed 1" in text
     assert "same 10 test runs" in text and "ends" not in text
     assert "is ahead of ADAM, level with LSTM seed 1;" in ranking(curves, step=50)
+    # a label with a comma in it: every label quoted, so that the lists can be read
+    commas = {("LSTM, seed 1" if k == "LSTM seed 1" else k): c for k, c in curves.items()}
+    assert "At step 50, the “LSTM” (" in ranking(commas, step=50)
+    assert "is ahead of “ADAM”, level with “LSTM, seed 1”;" in ranking(commas, step=50)
 
 
 def test_paired_table_gives_differences_intervals_and_verdicts():
@@ -87,7 +91,7 @@ def test_seeds_table_counts_the_trained_optimizers_below_every_tuned_baseline():
     curves = _paired_curves()
     text = seeds_table(curves, ["LSTM", "LSTM seed 1"], step=200)
     assert "| trained optimizer | loss at step 200 | − ADAM at step 200 | below every tuned baseline |" in text
-    assert "1 of 2 trained optimizers are below every tuned baseline at step 200 (paired; the best of them, ADAM," in text
+    assert "1 of 2 trained optimizers are below every tuned baseline at step 200 (paired; the best tuned baseline, ADAM, ends at" in text
     assert "span" in text and "standard deviation across trainings" in text
     # NAG: worse than ADAM on average but so noisy that "below NAG" is a tie: below the best
     # baseline (ADAM) is then not enough

@@ -83,12 +83,15 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
         return _unpaired(me, others, learned, step) + tail
     at, over = versus(curves, learned, step), versus(curves, learned, step, over=True)
 
+    # labels with commas in them ('LSTM, conv × 0.01') would run together in a list: quote them all
+    name = (lambda k: f"“{k}”") if any("," in k for k in curves) else (lambda k: k)
+
     def grouped(comparisons):
-        by = {v: [k for k, p in comparisons.items() if p.verdict == v] for v in WORDS}
+        by = {v: [name(k) for k, p in comparisons.items() if p.verdict == v] for v in WORDS}
         return ", ".join(f"{WORDS[v]} {listed(ks)}" for v, ks in by.items() if ks)
 
     runs = me.runs
-    return (f"At step {step}, the {learned} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
+    return (f"At step {step}, the {name(learned)} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
             f"1–{step}, its loss averaged over those steps is {grouped(over)} (paired differences over the same {runs} test "
             f"runs, 95% intervals; a tie means the interval contains zero).{tail}")
 
@@ -173,7 +176,7 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
                  if len(means) > 1 else ""))
     paid = [f"- {label}: {costs[label]}" for label in trained if label in (costs or {})]
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below every tuned baseline "
-            f"at step {step} (paired; the best of them, {best}, at {loss_text(tuned[best].mean[step])}); {spread}."
+            f"at step {step} (paired; the best tuned baseline, {best}, ends at {loss_text(tuned[best].mean[step])}); {spread}."
             + ("\n\nWhat each one's meta-training took:\n\n" + "\n".join(paid) if paid else ""))
 
 
