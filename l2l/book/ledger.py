@@ -321,9 +321,9 @@ CLAIMS = [
       for label, how, suffix, paper in (
           (LONG_ART, "trained for 1,600 epochs", "longer", "the paper states no training budget for it"),
           (PATIENT, "trained until validation stops improving", "patience",
-           "its protocol trains until validation stops improving"),
+           "the paper keeps its best validation weights; this stopping rule is ours"),
           (PLATEAU, "with its meta-learning rate halved whenever validation stops improving", "plateau",
-           "its protocol trains until validation stops improving"))
+           "the paper keeps its best validation weights; halving the rate at plateaus is ours"))
       for where, side, results in (("with the training style at 64×64", "left", "neural_art"),
                                    ("with a new style at 128×128", "right", "neural_art-size128-stylegreat_wave"))),
 ]
