@@ -311,9 +311,11 @@ def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():
 
 
 def test_drift_pairs_each_runs_change_between_two_steps():
+    import pytest
     import torch
 
     from l2l.book.report import drift
+    from l2l.errors import UserError
 
     def curve(changes):  # 4 runs at 1.0 up to step 5, then each moves by its change at step 10
         losses = torch.ones(4, 11)
@@ -327,3 +329,5 @@ def test_drift_pairs_each_runs_change_between_two_steps():
     assert drift(curve([1.0, 1.2, 0.8, 1.0])).startswith("From step 5 to step 10,")  # halfway: step 5
     assert drift(curve([1.0, 1.2, 0.8, 1.0]), 5).endswith("it climbs back.")
     assert drift(curve([1.0, -1.0, 1.0, -1.0]), 5, 10).endswith("by more than the runs can tell.")
+    with pytest.raises(UserError, match="per-run"):  # a curve from before per-run records
+        drift(dataclasses.replace(curve([1.0] * 4), per_run=None))

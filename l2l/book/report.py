@@ -92,8 +92,8 @@ def ranking(curves: dict[str, Curve], learned: str = "LSTM", step: int = -1) -> 
 
     runs = me.runs
     return (f"At step {step}, the {name(learned)} ({loss_text(me.mean[step])}) is {grouped(at)}; over steps "
-            f"1–{step}, its loss averaged over those steps is {grouped(over)} (paired differences over the same {runs} test "
-            f"runs, 95% intervals; a tie means the interval contains zero).{tail}")
+            f"1–{step}, its loss averaged over those steps is {grouped(over)} (paired differences over the "
+            f"same {runs} test runs, 95% intervals; a tie means the interval contains zero).{tail}")
 
 
 def drift(curve: Curve, start: int | None = None, end: int = -1) -> str:
@@ -102,8 +102,8 @@ def drift(curve: Curve, start: int | None = None, end: int = -1) -> str:
     paired over the same runs (95% interval), rather than the lowest point of the mean curve, which
     noise pulls down. A sentence."""
     end = curve.steps if end == -1 else end
-    if start is None:
-        start = max(s for s in curve.per_run["steps"] if s <= end // 2)
+    if start is None:  # a curve without per-run numbers gets curve.at's error below
+        start = max(s for s in (curve.per_run or {}).get("steps", [end // 2]) if s <= end // 2)
     p = paired(curve.at(end), curve.at(start))
     moves = {"holds": "keeps falling", "fails": "climbs back",
              "tie": "neither falls nor climbs by more than the runs can tell"}[p.verdict]
@@ -153,8 +153,8 @@ def _below_all(comparisons: dict[str, Paired]) -> str:
 def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
                 costs: dict[str, str] | None = None) -> str:
     """Variance across meta-training: each independently trained optimizer against the best tuned
-    baseline at `step` (the lowest mean) (paired, on the same test runs) and its verdict against every tuned baseline
-    (holds only when it is below each: the ledger's "holds for k of n"), and their spread; with
+    baseline at `step` (its lowest mean; paired, on the same test runs) and its verdict against every
+    tuned baseline (holds only when it is below each: the ledger's "holds for k of n"), and their spread; with
     `costs` (label → what its meta-training took, in words: `spent`) a list of what each took."""
     step = curves[trained[0]].steps if step == -1 else step
     tuned = {k: c for k, c in curves.items() if c.lr is not None}
@@ -176,7 +176,8 @@ def seeds_table(curves: dict[str, Curve], trained: list[str], step: int = -1,
                  if len(means) > 1 else ""))
     paid = [f"- {label}: {costs[label]}" for label in trained if label in (costs or {})]
     return ("\n".join(lines) + f"\n\n{held} of {len(trained)} trained optimizers are below every tuned baseline "
-            f"at step {step} (paired; the best tuned baseline, {best}, ends at {loss_text(tuned[best].mean[step])}); {spread}."
+            f"at step {step} (paired; the best tuned baseline, {best}, ends at "
+            f"{loss_text(tuned[best].mean[step])}); {spread}."
             + ("\n\nWhat each one's meta-training took:\n\n" + "\n".join(paid) if paid else ""))
 
 
@@ -206,8 +207,8 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
     started = len(result["rows"]) - len(finished)
     waiting = result["trials"] - len(result["rows"])
     text = (f"Of {result['trials']} trials, {len(finished)} {'has' if len(finished) == 1 else 'have'} finished "
-            f"{'its' if len(finished) == 1 else 'their'} {epochs:,} epochs, {started} {'is' if started == 1 else 'are'} "
-            f"part-way and {waiting} {'has' if waiting == 1 else 'have'} not started.")
+            f"{'its' if len(finished) == 1 else 'their'} {epochs:,} epochs, {started} "
+            f"{'is' if started == 1 else 'are'} part-way and {waiting} {'has' if waiting == 1 else 'have'} not started.")
     if result["winner"] is None:
         text += " No winner is chosen until a trial finishes."
     else:
