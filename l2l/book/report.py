@@ -206,9 +206,9 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
     finished = [r for r in result["rows"] if r["finished"]]
     started = len(result["rows"]) - len(finished)
     waiting = result["trials"] - len(result["rows"])
-    text = (f"Of {result['trials']} trials, {len(finished)} {'has' if len(finished) == 1 else 'have'} finished "
-            f"{'its' if len(finished) == 1 else 'their'} {epochs:,} epochs, {started} "
-            f"{'is' if started == 1 else 'are'} part-way and {waiting} {'has' if waiting == 1 else 'have'} not started.")
+    count = lambda n, one, many: f"{n} {one if n == 1 else many}"  # '1 has', '3 have'
+    text = (f"Of {result['trials']} trials, {count(len(finished), 'has finished its', 'have finished their')} "
+            f"{epochs:,} epochs, {count(started, 'is', 'are')} part-way and {count(waiting, 'has', 'have')} not started.")
     if result["winner"] is None:
         text += " No winner is chosen until a trial finishes."
     else:
