@@ -28,6 +28,21 @@ def test_tuning_picks_the_best_rate_on_the_grid():
     assert scores[10.0] == float("inf") or scores[10.0] > scores[1e-2]  # diverged runs lose
 
 
+def test_refining_tries_rates_between_the_best_and_its_neighbours():
+    problem = make_problem("quadratic")
+    grid = tuple(2.0**k for k in range(-12, 3, 2))  # a factor 4 apart
+    coarse, coarse_scores = tune(problem, "sgd", steps=20, runs=8, seed=0, grid=grid)
+    best, scores = tune(problem, "sgd", steps=20, runs=8, seed=0, grid=grid, refine=3)
+    i = grid.index(coarse)
+    assert 0 < i < len(grid) - 1  # the grid's best has a neighbour on each side
+    tried = sorted(set(scores) - set(grid))  # 3 on each side, a factor √2 apart: coarse · 2^(±k/2)
+    assert tried == pytest.approx(sorted(coarse * 2.0 ** (sign * k / 2) for sign in (-1, 1) for k in (1, 2, 3)))
+    assert {lr: scores[lr] for lr in grid} == coarse_scores  # the same validation functions for every rate
+    assert scores[best] == min(scores.values()) <= coarse_scores[coarse]
+    edge, edge_scores = tune(problem, "sgd", steps=20, runs=8, seed=0, grid=(coarse, 4 * coarse), refine=1)
+    assert len(edge_scores) == 3  # at the grid's edge: one neighbour, one rate between
+
+
 def test_same_seed_same_numbers(tmp_path):
     problem = make_problem("quadratic")
     a = compare(problem, {}, ["adam"], steps=10, runs=6, seed=3, tune_runs=4, progress=False)

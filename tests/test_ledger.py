@@ -1,6 +1,7 @@
 """The claims ledger: every cell computed from results files (here a small fixture)."""
 
 
+import pytest
 import torch
 
 from l2l.book import ledger
@@ -175,3 +176,23 @@ def test_a_claim_against_its_own_start_asks_whether_each_run_made_progress(tmp_p
     assert rises.ours.endswith(f"against its start {loss_text(fixture.mean[0])} ± {loss_text(fixture.ci95[0])}")
     gap = fixture.at(100) - fixture.at(0)
     assert rises.difference.startswith(signed_text(gap.mean()))
+
+
+def test_a_claim_counts_baselines_retuned_for_its_step_on_the_same_runs(tmp_path):
+    _fixture(tmp_path)  # in good.json the LSTM is at half ADAM's loss: the claim holds
+    hard = torch.linspace(1, 2, 12)[:, None]
+    retuned = Curve.of("ADAM (tuned for step 100)", hard * torch.exp(-torch.arange(101.0) / 30) * 0.25, lr=0.02)
+    save({retuned.label: retuned}, tmp_path / "early.json", runs=12)  # the same runs as good.json
+    plain = Claim("beats", "–", "01_quadratics", "good", 100)
+    named = Claim("beats named", "–", "01_quadratics", "good", 100, against=("ADAM", "SGD"))
+    assert ledger.evaluate(plain, tmp_path).verdict == "holds"
+    for claim in (plain, named):
+        row = ledger.evaluate(Claim(**{**claim.__dict__, "retuned": "early"}), tmp_path)
+        assert row.verdict == "fails" and row.claim.retuned == "early"  # the retuned ADAM is lower still
+        assert row.ours.split(" against ")[1].startswith("ADAM (tuned for step 100) ")  # the nearest now
+        assert row.trained == "0 of 2"
+    missing = ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="none"), tmp_path)
+    assert missing.verdict == "no results" and "none not found" in missing.note
+    save({retuned.label: retuned}, tmp_path / "other.json", runs=20)  # other test runs: pairing would mean nothing
+    with pytest.raises(ValueError, match="differ in runs"):
+        ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="other"), tmp_path)

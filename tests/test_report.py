@@ -1,7 +1,6 @@
 """What chapters print: tables and the sentences computed from the numbers."""
 
 import dataclasses
-from pathlib import Path
 
 from l2l.evaluation import Curve
 from l2l.book.report import final_table, ranking, versus_paper
@@ -240,6 +239,20 @@ def test_spent_says_how_far_a_training_got():
     assert spent({**ck, "stopped": True, "imitated": 0, "stage": 2, "stage_improved": False}, staged) == (
         "455 of 1,500 epochs (stopped: its 500-step stage never improved on the weights it started from), 127 min")
     assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 118 of them imitating, 127 min"
+    assert spent({**ck, "hardware": "Intel(R) Xeon(R) Processor (1 thread)"}) == (  # where it ran, where recorded
+        "455 epochs, 118 of them imitating, 127 min on Intel Xeon Processor (1 thread)")
+
+
+def test_hardware_text_names_each_machine_once():
+    from l2l.book.report import hardware_text
+
+    assert hardware_text("AMD EPYC family 25 model 1 (2 threads)") == "AMD EPYC (2 threads)"
+    assert hardware_text("AMD EPYC (1 thread), then AMD EPYC family 25 model 1 (1 thread)") == "AMD EPYC (1 thread)"
+    assert hardware_text("AMD EPYC (1 thread), then NVIDIA H200, then AMD EPYC family 25 model 1 (1 thread)") == (
+        "AMD EPYC (1 thread), then NVIDIA H200, then AMD EPYC (1 thread)")  # a machine left and come back to
+    assert hardware_text("AMD EPYC (1 thread), then AMD EPYC (2 threads)") == (
+        "AMD EPYC (1 thread), then AMD EPYC (2 threads)")  # another thread count: not the same
+    assert hardware_text("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
 
 
 def test_unfinished_names_how_far_only_while_unfinished():
@@ -331,3 +344,13 @@ def test_drift_pairs_each_runs_change_between_two_steps():
     assert drift(curve([1.0, -1.0, 1.0, -1.0]), 5, 10).endswith("by more than the runs can tell.")
     with pytest.raises(UserError, match="per-run"):  # a curve from before per-run records
         drift(dataclasses.replace(curve([1.0] * 4), per_run=None))
+
+
+def test_trainings_total_adds_every_training_and_counts_those_on_a_gpu():
+    from l2l.book.report import trainings_total
+
+    cks = [{"wall_time": 3600.0, "hardware": "AMD EPYC (1 thread)"},
+           {"wall_time": 5400.0, "hardware": "AMD EPYC (1 thread), then NVIDIA H200, then AMD EPYC (1 thread)"},
+           {"wall_time": 1800.0, "hardware": "NVIDIA H100 80GB HBM3"}]
+    assert trainings_total(cks) == "3 trainings, 3.0 hours in all (wall time; 2 of them partly on a GPU)"
+    assert trainings_total(cks[:1]) == "1 training, 1.0 hours in all (wall time)"

@@ -364,6 +364,7 @@ def test_an_optimizer_on_another_device_than_its_task_is_a_clear_error():
 def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     """A chapter never starts an hour of training for a seed: it names what is missing instead."""
     from l2l.book import presets
+    from l2l.book.report import hardware_text
     from l2l.training import meta_train
 
     config = presets.train_config("quadratic:dim=3", "book", seed=1)
@@ -373,7 +374,7 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     assert found == {}
     assert list(costs) == ["LSTM seed 1"]  # what each seed with a checkpoint took so far, and where
     here = load_checkpoint(presets.checkpoint_path("quadratic:dim=3", "book", tmp_path, variant="seed1"))["hardware"]
-    assert costs["LSTM seed 1"] == f"1 of 3,000 epochs (unfinished), 0.0 min on {here}"
+    assert costs["LSTM seed 1"] == f"1 of 3,000 epochs (unfinished), 0.0 min on {hardware_text(here)}"
     assert missing[0].startswith("seed 1: 1 of 3,000 epochs") and "--seed 1" in missing[0]
     assert missing[1].startswith("seed 2: not trained")
     assert presets.seeds_unfinished("quadratic:dim=3", "book", (1, 2), tmp_path) == ["LSTM seed 1: 1 of 3,000 epochs"]

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from l2l.evaluation import Curve, Paired, beats_all, paired, unpaired, versus
+from l2l.runtime import cpu_of
 from l2l.training.checkpoint import validated
 from l2l.training.meta_train import finished
 
@@ -202,7 +204,7 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
         last = f"{r['validation'][-1][1]:.4f}" if r["validation"] else "–"
         together = f", population of {r['population']}" if r.get("population", 1) > 1 else ""
         lines.append(f"| {r['trial']} | {r['meta_lr']:.3g} | {r['epochs']:,} of {epochs:,} | {best} | {last} | "
-                     f"{r['minutes']:.0f} | {r['hardware']}{together} |")
+                     f"{r['minutes']:.0f} | {hardware_text(r['hardware'])}{together} |")
     finished = [r for r in result["rows"] if r["finished"]]
     started = len(result["rows"]) - len(finished)
     waiting = result["trials"] - len(result["rows"])
@@ -293,21 +295,47 @@ def unfinished(ck: dict | None, config, *others: str, label: str = "") -> str | 
     return "; ".join(filter(None, (own, *others))) or None
 
 
-def spent(ck: dict, config=None, where: bool = False) -> str:
-    """A checkpoint's meta-training so far, in words: '1,500 epochs, 52 min', or with its recipe
-    (`config`, a TrainConfig) while unfinished '455 of 1,500 epochs (unfinished), 127 min', once its
-    own rule ended it early '455 of 1,500 epochs (stopped: validation stopped improving), 127 min'
-    (patience) or '(stopped: its 500-step stage never improved on the weights it started from)' (the
-    curriculum); with ', 118 of them imitating' after the epochs for those that
-    imitated a teacher; with `where`, ' on <hardware>' after it all."""
+def spent(ck: dict, config=None) -> str:
+    """A checkpoint's meta-training so far, in words, and where it ran (`hardware_text`): '1,500
+    epochs, 52 min on AMD EPYC (1 thread)', or with its recipe (`config`, a TrainConfig) while
+    unfinished '455 of 1,500 epochs (unfinished), 127 min on ...', once its own rule ended it early
+    '455 of 1,500 epochs (stopped: validation stopped improving), 127 min on ...' (patience) or
+    '(stopped: its 500-step stage never improved on the weights it started from)' (the curriculum);
+    with ', 118 of them imitating' after the epochs for those that imitated a teacher."""
     left = how_far(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
     why = ("validation stopped improving" if not early or ck.get("stage_improved", True) else  # the curriculum's rule
            f"its {config.horizons[ck.get('stage', 0)]:,}-step stage never improved on the weights it started from")
     epochs = (f"{left} (unfinished)" if left else f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: {why})"
               if early else f"{ck['epoch']:,} epochs")
+    where = f" on {hardware_text(ck['hardware'])}" if ck.get("hardware") else ""
     return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
-            + f", {minutes_text(ck['wall_time'])}" + (f" on {ck['hardware']}" if where else ""))
+            + f", {minutes_text(ck['wall_time'])}{where}")
+
+
+def hardware_text(description: str) -> str:
+    """Where a computation ran (`l2l.runtime.hardware`, or a chain of them a resumed training
+    recorded: 'A, then B'), as the book names it: a CPU without the family and model numbers that
+    `runtime.cpu_model` records for the probes (older records lack them, so one machine would
+    read as two) and without '(R)' and '(TM)', and a machine named twice in a row named once:
+    'AMD EPYC (1 thread), then AMD EPYC family 25 model 1 (1 thread)' is 'AMD EPYC (1 thread)'."""
+    names = []
+    for part in description.split(", then "):
+        name = re.sub(r"\((R|TM)\)", "", re.sub(r" family \d+ model \d+", "", part))
+        if not names or names[-1] != name:
+            names.append(name)
+    return ", then ".join(names)
+
+
+def trainings_total(checkpoints: list[dict]) -> str:
+    """Every meta-training behind a chapter in one line: how many, their wall time in all, and how
+    many ran on a GPU for some of their epochs (a part of `hardware` that names no CPU): '27
+    trainings, 73.1 hours in all (wall time; 3 of them partly on a GPU)'."""
+    hours = sum(ck["wall_time"] for ck in checkpoints) / 3600
+    gpu = sum(any(cpu_of(part) is None for part in ck.get("hardware", "").split(", then ")) for ck in checkpoints)
+    n = len(checkpoints)
+    return (f"{n:,} training{'' if n == 1 else 's'}, {hours:,.1f} hours in all (wall time"
+            + (f"; {gpu} of them partly on a GPU)" if gpu else ")"))
 
 
 def minutes_text(seconds: float) -> str:
@@ -321,7 +349,7 @@ def trained_text(ck: dict) -> str:
     (`spent`), its best validation loss (the final loss on the validation functions) and that
     epoch, and how many epochs it skipped for a non-finite loss where it skipped any."""
     best, skipped = ck["best"], ck.get("skipped", 0)
-    return (spent(ck, where=True) + f"; best validation loss {best['val']:.4f} at epoch {best['epoch']:,}"
+    return (spent(ck) + f"; best validation loss {best['val']:.4f} at epoch {best['epoch']:,}"
             + (f"; {skipped:,} epochs skipped (non-finite loss)" if skipped else ""))
 
 

@@ -135,7 +135,7 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
             runs: int = 100, seed: int = 0, tune_runs: int = 32, device="cpu", grid=LR_GRID,
             tune_steps: int | None = None, cache: str | Path | None = None,
             progress: bool = True, curve_cache: str | Path | None = None,
-            refresh: bool = False) -> dict[str, Curve]:
+            refresh: bool = False, refine: int = 0) -> dict[str, Curve]:
     """Test curves of learned optimizers and tuned baselines on the same fresh functions.
 
     Baselines are tuned on `problem` itself (for MNIST: training images) and every optimizer is
@@ -146,7 +146,8 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
         optimizers: {label: optimizer} for learned (or any fixed) optimizers.
         baselines: short names from `l2l.optimizers.BASELINES`, each tuned on validation functions.
         steps, runs, seed: the test: `runs` functions from the seed's 'test' stream.
-        tune_runs, grid: validation functions per learning rate, and the rates tried.
+        tune_runs, grid, refine: validation functions per learning rate, the rates tried, and how
+            many more between the grid's best and each neighbour (`tune`).
         tune_steps: the horizon whose final loss picks the rate (default `steps`).
         cache: JSON file for the tuned rates.
         curve_cache: folder of finished test curves (`test_curve`), for long evaluations.
@@ -155,7 +156,7 @@ def compare(problem, optimizers: dict, baselines=tuple(BASELINES), steps: int = 
         {label: Curve}, learned optimizers first.
     """
     rates = tuned_rates(problem, baselines, tune_steps or steps, tune_runs, seed, device, grid, cache,
-                        progress, refresh) if baselines else {}  # none to tune: nothing written to `cache`
+                        progress, refresh, refine) if baselines else {}  # none to tune: nothing written to `cache`
     test = problem.held_out()
     candidates = {label: (opt, None) for label, opt in optimizers.items()}
     candidates |= {LABELS[n]: (make_baseline(n, rates[n]), rates[n]) for n in baselines}

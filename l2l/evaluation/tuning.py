@@ -107,33 +107,45 @@ def same_probe(stored, current, nudged=None, rtol: float = 1e-4, slack: float = 
 
 
 def tune(problem, name, steps: int, runs: int, seed: int, device="cpu",
-         grid=LR_GRID) -> tuple[float, dict[float, float]]:
+         grid=LR_GRID, refine: int = 0) -> tuple[float, dict[float, float]]:
     """Pick a learning rate by mean final loss on the validation functions.
 
     Args:
         name: a baseline's short name (`l2l.optimizers.BASELINES`), or any function lr -> optimizer
             (a `QuasiNewton`, say).
+        grid: the rates tried, in increasing order.
+        refine: after the grid, `refine` more rates between its best and each of that rate's
+            neighbours, evenly spaced in log; the lowest of all wins (3 splits a grid's factor-4 step
+            into four: rates a factor √2 apart around the best).
     Returns:
         (best learning rate, {learning rate: mean final loss}); diverged runs count as inf.
     """
     make = (lambda lr: make_baseline(name, lr)) if isinstance(name, str) else name
-    scores = {}
-    for lr in grid:
+
+    def score(lr):
         task = problem.sample(runs, derive_seed(seed, "valid"), device)  # the same functions for each lr
         final = run(task, make(lr), steps)[:, -1].mean().item()
-        scores[lr] = final if math.isfinite(final) else math.inf
+        return final if math.isfinite(final) else math.inf
+
+    scores = {lr: score(lr) for lr in grid}
     best = min(scores, key=scores.get)
     if best in (grid[0], grid[-1]):
         who = f"{name}'s" if isinstance(name, str) else "the"
         print(f"warning: {who} best learning rate {best:g} is at the edge of the grid")
-    return best, scores
+    i = list(grid).index(best)
+    neighbours = [*grid[max(i - 1, 0):i], *grid[i + 1:i + 2]] if refine else []
+    for near in neighbours:
+        scores |= {lr: score(lr) for lr in (best * (near / best) ** (k / (refine + 1)) for k in range(1, refine + 1))}
+    return min(scores, key=scores.get), scores
 
 
 def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", grid=LR_GRID,
-                cache: str | Path | None = None, progress: bool = True, refresh: bool = False) -> dict[str, float]:
-    """Tuned learning rates of several baselines, reused from a JSON cache when its key matches and
+                cache: str | Path | None = None, progress: bool = True, refresh: bool = False,
+                refine: int = 0) -> dict[str, float]:
+    """Tuned learning rates of several baselines (`tune`), reused from a JSON cache when its key matches and
     the baseline's `probe` at that rate is what the current code computes (`refresh`: tune again)."""
-    key = f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={','.join(f'{g:g}' for g in grid)}"
+    key = (f"{problem.spec}|steps={steps}|runs={runs}|seed={seed}|grid={','.join(f'{g:g}' for g in grid)}"
+           + (f"|refine={refine}" if refine else ""))
     stored = {} if refresh else _read(cache).get(key, {})
     found = {}
     for name in progress_bar(names, progress, desc=f"tuning on {problem.spec}"):
@@ -141,7 +153,7 @@ def tuned_rates(problem, names, steps: int, runs: int, seed: int, device="cpu", 
         if rate_is_current(problem, name, entry):
             found[name] = entry
         else:
-            lr, _ = tune(problem, name, steps, runs, seed, device, grid)
+            lr, _ = tune(problem, name, steps, runs, seed, device, grid, refine)
             found[name] = {"lr": lr, "probe": probe(problem, make_baseline(name, lr)), "cpu": cpu_model()}
     if cache:
         # chapters run in parallel share the cache: read it again under the lock, merge, write

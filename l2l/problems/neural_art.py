@@ -45,6 +45,7 @@ from l2l.problems.features import CONTENT_LAYER, STYLE_LAYERS, features, gram
 # 0.04) without blurring strokes. With these, f(θ_0) ≈ 1-2 and pixel gradients ≈ 1e-4-1e-2,
 # inside the range the log preprocessing (p = 10) resolves (|∇| ≥ e^-10 ≈ 5e-5).
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 1.0, 2.0, 1.0
+WEIGHTS = {"content": CONTENT_WEIGHT, "style": STYLE_WEIGHT, "tv": TV_WEIGHT}  # each of `terms`' weight in f
 TEST_PHOTO_CROPS = 5  # crops per mirror photo in the test pool
 TEST_CIFAR = 75  # CIFAR-10 test images in the test pool (the first ones: exact, never JPEG-coded)
 
@@ -240,11 +241,10 @@ class NeuralArt(Problem):
         grams = style_targets(self.style, self.size, str(device))
         with torch.no_grad():
             content_feat = features(content, (CONTENT_LAYER,))[CONTENT_LAYER]
-        weights = {"content": CONTENT_WEIGHT, "style": STYLE_WEIGHT, "tv": TV_WEIGHT}
 
         def loss(theta, batch):
             terms = art_terms(self.images(theta), batch, grams)  # batch: the content features
-            return self.scale * sum(weights[k] * v for k, v in terms.items())  # [R]
+            return self.scale * sum(WEIGHTS[k] * v for k, v in terms.items())  # [R]
 
         return Task(theta.to(device), loss, lambda: content_feat)
 
