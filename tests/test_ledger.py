@@ -1,5 +1,6 @@
 """The claims ledger: every cell computed from results files (here a small fixture)."""
 
+import os
 
 import pytest
 import torch
@@ -193,6 +194,26 @@ def test_a_claim_counts_baselines_retuned_for_its_step_on_the_same_runs(tmp_path
         assert row.trained == "0 of 2"
     missing = ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="none"), tmp_path)
     assert missing.verdict == "no results" and "none not found" in missing.note
+    from l2l.training.meta_train import RETRAINED_SINCE
+
+    early = tmp_path / "early.json"  # a retraining run has remade good.json but not early.json yet
+    os.utime(early, (early.stat().st_mtime - 10,) * 2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RETRAINED_SINCE, repr(early.stat().st_mtime + 5))
+        stale = ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="early"), tmp_path)
+    assert stale.verdict == "no results" and stale.note == "early: from before this run's retraining"
     save({retuned.label: retuned}, tmp_path / "other.json", runs=20)  # other test runs: pairing would mean nothing
     with pytest.raises(ValueError, match="differ in runs"):
         ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="other"), tmp_path)
+
+
+def test_results_files_are_named_by_problem_and_scale_and_an_empty_name_is_refused(tmp_path):
+    """Chapter 4 writes its step-100 baselines under `tuned100(100, classes)`; a name of '' (what
+    `tuned100` gives at other steps) must not fall back to the panel's own results file."""
+    from l2l.book.presets import results_path
+
+    assert results_path("cifar:classes=5", "book", tmp_path) == tmp_path / "cifar-classes5.json"
+    assert results_path("cifar", "smoke", tmp_path, name=ledger.tuned100(100, 5)) == tmp_path / "cifar-classes5-tuned100-smoke.json"
+    assert ledger.tuned100(100) == "cifar-tuned100" and ledger.tuned100(1000, 2) == ""
+    with pytest.raises(ValueError, match="empty results name"):
+        results_path("cifar", "book", tmp_path, name=ledger.tuned100(200))

@@ -140,6 +140,9 @@ def test_the_sweep_table_says_where_the_search_stands():
     assert "Of 3 trials, 1 has finished its 100 epochs, 1 is part-way and 1 has not started." in sweep_table(result)
     assert ("The lowest best validation so far is trial 0's, 0.5000 at meta-learning rate 0.0003 "
             "(the book's optimizer: 0.5500, on the same validation functions).") in text
+    result.update(trials=2, complete=True, rows=[row(0, 3e-4, 100, 0.5, True), row(1, 2e-3, 100, 0.7, True)])
+    text = sweep_table(result)
+    assert "All 2 trials have finished their 100 epochs. The lowest best validation is trial 0's" in text
 
 
 def test_a_curriculum_s_stages_table_gives_each_horizon_its_epochs_minutes_and_best_validation():

@@ -62,7 +62,7 @@ PRESETS = {
                                sub_epochs=400, single_epochs=200, long_epochs=2000, update_runs=4)},
         # smoke: one validation per 2-epoch training, as MNIST's (CIFAR's steps make half of `make test`'s time)
         "smoke": {"train": dict(epochs=2, runs=1, steps=20, eval_every=2, eval_runs=2),
-                  "test": dict(runs=2, tune_runs=1, tune_steps=10, steps=20, grid=SMOKE_GRID,
+                  "test": dict(runs=2, tune_runs=1, tune_steps=5, steps=10, grid=SMOKE_GRID,
                                sub_epochs=2, single_epochs=1, long_epochs=4, update_runs=4)},
     },
     "neural_art": {
@@ -185,6 +185,8 @@ def results_path(spec: str, scale: str = "book", folder: str | Path | None = Non
     """`<data>/results/<problem>.json` at book scale, `<problem>-<scale>.json` otherwise; `name` stands
     for the problem's slug when a chapter keeps another result of it (e.g. 'mnist-long', or
     'mnist-sweep/mnist-hidden5' in a folder)."""
+    if name == "":  # e.g. a step's `ledger.tuned100` where it names none: never the problem's own file
+        raise ValueError("an empty results name (None names the problem's own file)")
     stem = name or make_problem(spec).slug
     return Path(folder or results_dir()) / (f"{stem}.json" if scale == "book" else f"{stem}-{scale}.json")
 

@@ -209,8 +209,11 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
     started = len(result["rows"]) - len(finished)
     waiting = result["trials"] - len(result["rows"])
     count = lambda n, one, many: f"{n} {one if n == 1 else many}"  # '1 has', '3 have'
-    text = (f"Of {result['trials']} trials, {count(len(finished), 'has finished its', 'have finished their')} "
-            f"{epochs:,} epochs, {count(started, 'is', 'are')} part-way and {count(waiting, 'has', 'have')} not started.")
+    if len(finished) == result["trials"]:
+        text = f"All {result['trials']} trials have finished their {epochs:,} epochs."
+    else:
+        text = (f"Of {result['trials']} trials, {count(len(finished), 'has finished its', 'have finished their')} "
+                f"{epochs:,} epochs, {count(started, 'is', 'are')} part-way and {count(waiting, 'has', 'have')} not started.")
     if result["winner"] is None:
         text += " No winner is chosen until a trial finishes."
     else:
