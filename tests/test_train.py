@@ -2,6 +2,7 @@
 truncation, resume, the NaN guard, and a small but real learning check."""
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -563,9 +564,15 @@ def test_two_chapters_running_the_search_at_once_both_read_it_finished(tmp_path)
         return presets.search("mnist", "smoke", tmp_path)
 
     with cf.ThreadPoolExecutor(2) as pool:
-        (path, first), (_, second) = [f.result() for f in [pool.submit(chapter) for _ in range(2)]]
-    assert path == presets.sweep_path("mnist", "smoke", tmp_path / "results")
+        (first_path, first), (_, second) = [f.result() for f in [pool.submit(chapter) for _ in range(2)]]
+    assert first_path == presets.sweep_path("mnist", "smoke", tmp_path / "results")
     trials = presets.test_settings("mnist", "smoke")["sweep_trials"]
     assert first["complete"] and second == first and len(first["rows"]) == trials
     assert len(list((tmp_path / "checkpoints" / "sweeps").glob("*.pt"))) == trials
     assert presets.search("mnist", "book", tmp_path) == (presets.sweep_path("mnist", "book", tmp_path / "results"), None)
+    # chapter 2's second search, over higher rates: a table and trials of its own beside the first's
+    path, higher = presets.search("mnist", "smoke", tmp_path, sweep_seed=1, low=0.005, high=0.03)
+    assert path == presets.sweep_path("mnist", "smoke", tmp_path / "results", seed=1) and path.name.startswith("sweep-mnist-1")
+    assert higher["complete"] and higher["range"] == [0.005, 0.03] and higher["seed"] == 1
+    assert all(0.005 <= r["meta_lr"] <= 0.03 for r in higher["rows"]) and json.loads(first_path.read_text()) == first
+    assert len(list((tmp_path / "checkpoints" / "sweeps").glob("*.pt"))) == 2 * trials

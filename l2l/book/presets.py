@@ -46,12 +46,15 @@ PRESETS = {
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
                                sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600, sweep_trials=8,
+                               # a second search over higher rates (`python -m l2l sweep --sweep-seed 1 --low ... --high ...`)
+                               second_search=dict(sweep_seed=1, low=0.005, high=0.03),
                                official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
                                chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
         # smoke: short runs, one validation per 2-epoch training (MNIST's steps make `make test`'s time)
         "smoke": {"train": dict(epochs=2, runs=1, steps=40, eval_every=2, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
+                               second_search=dict(sweep_seed=1, low=0.005, high=0.03),
                                long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
                                chen=dict(curriculum=(60,), imitation=1.0))},  # every epoch imitates
     },
@@ -197,18 +200,20 @@ def sweep_path(spec: str, scale: str = "book", folder: str | Path | None = None,
     return results_path(spec, scale, folder, name=f"sweep-{make_problem(spec).slug}-{seed}")
 
 
-def search(spec: str, scale: str, folder: str | Path, seed: int = 0) -> tuple[Path, dict | None]:
+def search(spec: str, scale: str, folder: str | Path, seed: int = 0, sweep_seed: int = 0, low: float = 1e-4,
+           high: float = 1e-2) -> tuple[Path, dict | None]:
     """A chapter's random search over the meta-learning rate of `spec`'s recipe (chapter 2's, read
-    by chapter 4 too): the path of its table (`sweep_path`, in `folder`/results) and the table, or
-    None where it has not been run. At book scale it takes days of a CPU, so `python -m l2l sweep`
-    runs it and a chapter only reads it; below, the chapter runs it first (seconds), holding the
-    table's lock, so that another chapter running it at the same time waits, then reads it."""
+    by chapter 4 too), its rates drawn from [`low`, `high`] by `sweep_seed`: the path of its table
+    (`sweep_path`, in `folder`/results) and the table, or None where it has not been run. At book
+    scale it takes days of a CPU, so `python -m l2l sweep` runs it and a chapter only reads it;
+    below, the chapter runs it first (seconds), holding the table's lock, so that another chapter
+    running it at the same time waits, then reads it."""
     folder = Path(folder)
-    path = sweep_path(spec, scale, folder / "results")
+    path = sweep_path(spec, scale, folder / "results", seed=sweep_seed)
     if scale != "book":
         with locked(path):  # a chapter beside one running it waits here (else: two sweeps, one trial)
             sweep(train_config(spec, scale, seed=seed), test_settings(spec, scale)["sweep_trials"],
-                  folder / "checkpoints" / "sweeps", path, progress=False)
+                  folder / "checkpoints" / "sweeps", path, low=low, high=high, seed=sweep_seed, progress=False)
     return path, json.loads(path.read_text()) if path.exists() else None
 
 
