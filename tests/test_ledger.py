@@ -9,6 +9,7 @@ from l2l.book import ledger
 from l2l.book.ledger import Claim
 from l2l.book.report import loss_text, signed_text
 from l2l.evaluation import Curve, save
+from l2l.training.meta_train import RETRAINED_SINCE
 
 
 def _fixture(folder):
@@ -138,7 +139,6 @@ def test_a_recipe_s_other_seeds_count_for_its_own_claims_alone(tmp_path):
 def test_a_run_that_retrains_quotes_no_result_from_before_it(tmp_path, monkeypatch):
     """`make book RETRAIN=1 JOBS=2`: chapter 4 quotes chapter 2's MNIST verdict while chapter 2 may
     still be retraining; until chapter 2 has tested its new optimizer, the file holds the old one's."""
-    from l2l.training.meta_train import RETRAINED_SINCE
 
     _fixture(tmp_path)
     written = (tmp_path / "good.json").stat().st_mtime
@@ -194,8 +194,6 @@ def test_a_claim_counts_baselines_retuned_for_its_step_on_the_same_runs(tmp_path
         assert row.trained == "0 of 2"
     missing = ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="none"), tmp_path)
     assert missing.verdict == "no results" and "none not found" in missing.note
-    from l2l.training.meta_train import RETRAINED_SINCE
-
     early = tmp_path / "early.json"  # a retraining run has remade good.json but not early.json yet
     os.utime(early, (early.stat().st_mtime - 10,) * 2)
     with pytest.MonkeyPatch.context() as mp:

@@ -31,6 +31,10 @@ CIFAR_GRID = tuple(2.0**k for k in range(-12, 3, 2))  # every other power of two
 # Neural art: pixel gradients are small (≈ 1e-3), so SGD wants rates far above LR_GRID's top of 8
 ART_GRID = tuple(2.0**k for k in range(-10, 11, 2))
 
+# Chapter 2's second random search, over higher meta-learning rates (`python -m l2l sweep --sweep-seed 1
+# --low 0.005 --high 0.03`): `search`'s arguments
+SECOND_SEARCH = dict(sweep_seed=1, low=0.005, high=0.03)
+
 # train: TrainConfig fields. test: functions per test curve (runs) and per learning rate when
 # tuning (tune_runs), the learning-rate grid (and `refine`, rates tried between its best and their
 # neighbours), and chapter-specific sizes of further experiments.
@@ -46,15 +50,14 @@ PRESETS = {
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
                                sweep_runs=16, long_steps=1000, long_runs=10, remedy_epochs=600, sweep_trials=8,
-                               # a second search over higher rates (`python -m l2l sweep --sweep-seed 1 --low ... --high ...`)
-                               second_search=dict(sweep_seed=1, low=0.005, high=0.03),
+                               second_search=SECOND_SEARCH,
                                official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
                                chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
         # smoke: short runs, one validation per 2-epoch training (MNIST's steps make `make test`'s time)
         "smoke": {"train": dict(epochs=2, runs=1, steps=40, eval_every=2, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
-                               second_search=dict(sweep_seed=1, low=0.005, high=0.03),
+                               second_search=SECOND_SEARCH,
                                long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
                                chen=dict(curriculum=(60,), imitation=1.0))},  # every epoch imitates
     },
