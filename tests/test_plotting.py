@@ -180,3 +180,19 @@ def test_log_axes_label_a_narrow_range_with_plain_numbers_and_a_wide_one_with_po
     assert set(labels(narrow)) >= {"1.6", "2"} and all("$" not in t for t in labels(narrow))
     assert labels(wide) and all("10^" in t for t in labels(wide)), labels(wide)
     plt.close("all")
+
+
+def test_a_caption_says_which_means_leave_an_axis_the_chapter_cut():
+    from l2l.book.plotting import band_note, plot_curves
+
+    steady = Curve("ADAM", [2.0, 1.0, 0.5], [0.1, 0.1, 0.1], lr=0.1)
+    blowing = Curve("L-BFGS", [2.0, 40.0, float("inf")], [0.1, 5.0, 0.0], lr=0.01)
+    fig, (a, b) = plt.subplots(1, 2)
+    plot_curves({"ADAM": steady, "L-BFGS": blowing}, a, title="left")
+    plot_curves({"ADAM": steady}, b, title="right")
+    assert band_note(a) == "" and band_note(a, b) == ""  # not cut: the axis holds every mean
+    a.set_ylim(top=3)
+    b.set_ylim(top=3)
+    assert band_note(a) == "The loss axis stops at 3; L-BFGS's mean leaves it (up to 40)."  # the finite peak
+    assert band_note(a, b) == "In the panel “left”, the loss axis stops at 3; L-BFGS's mean leaves it (up to 40)."
+    plt.close(fig)

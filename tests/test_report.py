@@ -308,12 +308,13 @@ def test_a_training_in_one_line_says_what_it_took_and_what_it_found():
 def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():
     import math
 
-    from l2l.book.report import stalls, sweep_table
+    from l2l.book.report import at_chance, stalls, sweep_table
 
     chance = math.log(10)
     rows = [{"trial": 0, "finished": True, "validation": [[50, 0.5], [100, 2.3026], [150, 2.31], [200, 0.4]]},
             {"trial": 1, "finished": False, "validation": [[50, 2.30], [100, 2.3026]]},
             {"trial": 2, "finished": True, "validation": [[50, 2.3026], [100, 0.45], [150, 2.3026], [200, 0.3]]}]
+    assert [at_chance(r["validation"], chance) for r in rows] == [[(100, 150, 200)], [(50, 100, None)], []]
     assert stalls({"rows": rows}, chance) == (
         "At chance (validation 2.29 or above; a uniform guess scores 2.303) for two validations or more in a row: "
         "trial 0 from epoch 100 to 150, learning again by 200; trial 1 from epoch 50 to 100, its last validation "

@@ -18,7 +18,7 @@ from l2l.evaluation import Curve
 COLORS = {  # every label a chapter plots; no two share a color (tests/test_plotting.py checks it)
     "LSTM": "#d62728",
     "LSTM-sub": "#ff9896",
-    "LSTM-mix": "#7b4173",
+    "LSTM-mix": "#c51b7d",  # magenta: apart from NAG's purple, which it lies on in chapter 3
     "conv LSTM silenced": "#e7ba52",
     "fc LSTM silenced": "#393b79",
     "one LSTM": "#008080",
@@ -86,10 +86,23 @@ def open_below(ax) -> list[str]:
     return _OPEN_BELOW.get(ax, [])
 
 
+_PEAKS = weakref.WeakKeyDictionary()  # axes → {label: the highest finite mean `plot_curves` drew there}
+
+
 def band_note(*axes) -> str:
-    """`BAND_NOTE` when `plot_curves` drew an upper edge alone on any of `axes`, else "": the
-    sentence a figure's caption adds (glued into it by the chapter)."""
-    return BAND_NOTE if any(open_below(ax) for ax in axes) else ""
+    """The sentences a figure's caption adds (glued into it by the chapter): `BAND_NOTE` when
+    `plot_curves` drew an upper edge alone on any of `axes`, and, where a chapter cut an axis
+    (`set_ylim`) below a mean it drew, which curves leave it and how high they go; else ""."""
+    notes = [BAND_NOTE] if any(open_below(ax) for ax in axes) else []
+    for ax in axes:
+        top = ax.get_ylim()[1]
+        above = {label: peak for label, peak in _PEAKS.get(ax, {}).items() if peak > top}
+        if above:
+            where = f"In the panel “{ax.get_title()}”, the" if len(axes) > 1 and ax.get_title() else "The"
+            notes.append(f"{where} loss axis stops at {top:g}; "
+                         + ", ".join(f"{label}'s mean leaves it (up to {peak:.3g})" for label, peak in above.items())
+                         + ".")
+    return " ".join(notes)
 
 
 def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = True,
@@ -109,6 +122,8 @@ def plot_curves(curves: dict[str, Curve], ax=None, title: str = "", log: bool = 
         mean, lo, hi = mean[start:], (mean - half)[start:], (mean + half)[start:]
         name = label if c.lr is None else f"{label} (lr {c.lr:.3g})"
         ax.plot(steps, mean, color=colors[label], label=name, lw=1.8 if c.lr is None else 1.3)
+        if np.isfinite(mean).any():
+            _PEAKS.setdefault(ax, {})[label] = float(np.nanmax(np.where(np.isfinite(mean), mean, np.nan)))
         shown = lo > 0 if log else np.ones_like(lo, dtype=bool)
         ax.fill_between(steps, np.where(shown, lo, np.nan), hi, where=shown, color=colors[label],
                         alpha=0.2, lw=0)

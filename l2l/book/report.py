@@ -229,22 +229,28 @@ def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance
     return "\n".join(lines) + "\n\n" + text
 
 
-def stalls(result: dict, chance: float, within: float = 0.01) -> str:
-    """Which of a sweep's trials sat at `chance` (validation within `within` of it, or above: the
-    loss of a uniform guess, a classifier not learning) for two validations or more in a row, from
-    which epoch to which, and whether they learned again after: a sentence."""
-    spans = []
-    for r in result["rows"]:
+def at_chance(validation: list, chance: float, within: float = 0.01) -> list[tuple[int, int, int | None]]:
+    """The spans of a validation curve ([epoch, loss] pairs) at `chance` (within `within` of it, or
+    above: the loss of a uniform guess, a classifier not learning) for two validations or more in a
+    row: (first epoch, last epoch, the epoch it was learning again by, or None if it never was)."""
+    spans, run = [], []
+    for epoch, val in [*validation, (None, -math.inf)]:  # the end closes a run still there
+        if val >= chance - within:
+            run.append(epoch)
+            continue
+        if len(run) >= 2:
+            spans.append((run[0], run[-1], epoch))
         run = []
-        for epoch, val in [*r["validation"], (None, -math.inf)]:  # the end closes a run still there
-            if val >= chance - within:
-                run.append(epoch)
-                continue
-            if len(run) >= 2:
-                spans.append(f"trial {r['trial']} from epoch {run[0]:,} to {run[-1]:,}, "
-                             + (f"learning again by {epoch:,}" if epoch is not None else
-                                "its last validation" + ("" if r["finished"] else " so far")))
-            run = []
+    return spans
+
+
+def stalls(result: dict, chance: float, within: float = 0.01) -> str:
+    """Which of a sweep's trials sat at `chance` (`at_chance`), from which epoch to which, and
+    whether they learned again after: a sentence."""
+    spans = [f"trial {r['trial']} from epoch {first:,} to {last:,}, "
+             + (f"learning again by {again:,}" if again is not None else
+                "its last validation" + ("" if r["finished"] else " so far"))
+             for r in result["rows"] for first, last, again in at_chance(r["validation"], chance, within)]
     head = (f"At chance (validation {chance - within:.2f} or above; a uniform guess scores {chance:.3f}) for two "
             "validations or more in a row:")
     return f"{head} " + "; ".join(spans) + "." if spans else f"{head} none."
