@@ -215,3 +215,22 @@ def test_results_files_are_named_by_problem_and_scale_and_an_empty_name_is_refus
     assert ledger.tuned100(100) == "cifar-tuned100" and ledger.tuned100(1000, 2) == ""
     with pytest.raises(ValueError, match="empty results name"):
         results_path("cifar", "book", tmp_path, name=ledger.tuned100(200))
+
+
+def test_a_seed_of_one_recipe_meets_the_same_seed_of_a_learned_opponent(tmp_path):
+    """'NTM seed 1 below the LSTM' is judged against 'LSTM seed 1' where the file holds it (the two
+    trained on the same functions), not against the LSTM's seed 0: here seed 1 of both is far
+    better than seed 0, so against seed 0 the NTM's seed 1 would hold by its seed's luck alone."""
+    hard = torch.linspace(1, 2, 12)[:, None] * torch.exp(-torch.arange(101.0) / 30)
+    noise = lambda seed: 1 + 0.01 * torch.randn(12, 101, generator=torch.Generator().manual_seed(seed))
+    curves = {"LSTM": Curve.of("LSTM", hard * noise(0)), "LSTM seed 1": Curve.of("LSTM seed 1", hard * 0.5 * noise(1)),
+              "NTM": Curve.of("NTM", hard * 1.2 * noise(2)), "NTM seed 1": Curve.of("NTM seed 1", hard * 0.6 * noise(3))}
+    save(curves, tmp_path / "sharing.json", trained=["NTM", "NTM seed 1"], runs=12)
+    (row,) = ledger.ledger([Claim("NTM below LSTM", "–", "06_ntm_bfgs", "sharing", 100, learned="NTM",
+                                  against=("LSTM",))], tmp_path)
+    assert row.verdict == "fails" and row.trained == "0 of 2"  # seed 1: 0.6 against LSTM seed 1's 0.5
+    del curves["LSTM seed 1"]
+    save(curves, tmp_path / "sharing.json", trained=["NTM", "NTM seed 1"], runs=12)
+    (row,) = ledger.ledger([Claim("NTM below LSTM", "–", "06_ntm_bfgs", "sharing", 100, learned="NTM",
+                                  against=("LSTM",))], tmp_path)
+    assert row.trained == "1 of 2"  # without the LSTM's seed 1, against the LSTM itself

@@ -13,6 +13,7 @@ marked ≈ where read off a figure.
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -60,8 +61,20 @@ class Row:
 
 
 def _opponents(curves: dict[str, Curve], claim: Claim, learned: str) -> dict[str, Curve]:
+    """What `learned` is judged against: the claim's `against` (else every tuned baseline). Against a
+    learned opponent, another seed of a recipe ("NTM-BFGS seed 1") meets the opponent's training with
+    the same seed ("LSTM seed 1") where the results hold it: two recipes trained on the same
+    functions pair, and a seed's luck is not credited to the architecture."""
     labels = claim.against or tuple(k for k, c in curves.items() if c.lr is not None)
-    return {k: start_of(curves[learned]) if k == START else curves[k] for k in labels if k in curves or k == START}
+    seed = re.search(r" seed \d+$", learned)
+
+    def opponent(k):
+        if k == START:
+            return start_of(curves[learned])
+        same = f"{k}{seed.group()}" if seed and curves[k].lr is None else None
+        return curves.get(same, curves[k])
+
+    return {k: opponent(k) for k in labels if k in curves or k == START}
 
 
 def step_of(claim: Claim, curve: Curve) -> int:
