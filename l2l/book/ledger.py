@@ -66,15 +66,16 @@ def _opponents(curves: dict[str, Curve], claim: Claim, learned: str) -> dict[str
     the same seed ("LSTM seed 1") where the results hold it: two recipes trained on the same
     functions pair, and a seed's luck is not credited to the architecture."""
     labels = claim.against or tuple(k for k, c in curves.items() if c.lr is not None)
+    return {k: start_of(curves[learned]) if k == START else
+            curves[same_seed(k, learned, curves) if curves[k].lr is None else k]
+            for k in labels if k in curves or k == START}
+
+
+def same_seed(opponent: str, learned: str, labels) -> str:
+    """`opponent`'s training with `learned`'s seed ("LSTM seed 1" for "NTM-BFGS seed 1") where
+    `labels` hold it, else `opponent` itself (seed 0 has no suffix)."""
     seed = re.search(r" seed \d+$", learned)
-
-    def opponent(k):
-        if k == START:
-            return start_of(curves[learned])
-        same = f"{k}{seed.group()}" if seed and curves[k].lr is None else None
-        return curves.get(same, curves[k])
-
-    return {k: opponent(k) for k in labels if k in curves or k == START}
+    return f"{opponent}{seed.group()}" if seed and f"{opponent}{seed.group()}" in labels else opponent
 
 
 def step_of(claim: Claim, curve: Curve) -> int:

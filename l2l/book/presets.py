@@ -203,10 +203,11 @@ def sweep_path(spec: str, scale: str = "book", folder: str | Path | None = None,
     return results_path(spec, scale, folder, name=f"sweep-{make_problem(spec).slug}-{seed}")
 
 
-def search(spec: str, scale: str, folder: str | Path, seed: int = 0, sweep_seed: int = 0, low: float = 1e-4,
-           high: float = 1e-2) -> tuple[Path, dict | None]:
+def search(spec: str, scale: str, folder: str | Path, seed: int = 0, sweep_seed: int = 0,
+           **rates: float) -> tuple[Path, dict | None]:
     """A chapter's random search over the meta-learning rate of `spec`'s recipe (chapter 2's, read
-    by chapter 4 too), its rates drawn from [`low`, `high`] by `sweep_seed`: the path of its table
+    by chapter 4 too), its rates drawn by `sweep_seed` from [`low`, `high`] (`rates`; `sweep`'s own
+    range where not given): the path of its table
     (`sweep_path`, in `folder`/results) and the table, or None where it has not been run. At book
     scale it takes days of a CPU, so `python -m l2l sweep` runs it and a chapter only reads it;
     below, the chapter runs it first (seconds), holding the table's lock, so that another chapter
@@ -216,7 +217,7 @@ def search(spec: str, scale: str, folder: str | Path, seed: int = 0, sweep_seed:
     if scale != "book":
         with locked(path):  # a chapter beside one running it waits here (else: two sweeps, one trial)
             sweep(train_config(spec, scale, seed=seed), test_settings(spec, scale)["sweep_trials"],
-                  folder / "checkpoints" / "sweeps", path, low=low, high=high, seed=sweep_seed, progress=False)
+                  folder / "checkpoints" / "sweeps", path, seed=sweep_seed, progress=False, **rates)
     return path, json.loads(path.read_text()) if path.exists() else None
 
 
