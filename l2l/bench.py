@@ -54,34 +54,37 @@ def _sync(device):
 def impl_label(impl: str, members: int, device) -> str:
     """A row's implementation as the table names it: a population says its size and, on a GPU,
     that its unrolls replay captured graphs."""
-    if impl != "population":
+    if not impl.endswith("population"):
         return impl
-    return f"population of {members}" + (" (graphed)" if torch.device(device).type == "cuda" else "")
+    return f"{impl} of {members}" + (" (graphed)" if torch.device(device).type == "cuda" else "")
 
 
 def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
                       updates=5, warmup=2, members: int = 4) -> dict:
     """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
     'compiled' (ours through torch.compile; the warm-up absorbs the compilation), 'graphed'
-    (ours, each unroll one captured CUDA graph; GPU only) or 'population' (`members` optimizers
-    at once, each with its own Adam, on `runs` runs each; on a GPU through captured graphs)."""
+    (ours, each unroll one captured CUDA graph; GPU only), 'population' (`members` optimizers
+    at once, each with its own Adam, on `runs` runs each; on a GPU through captured graphs) or
+    'compiled population' (the same, its batched step through torch.compile; CPU)."""
     problem, on_gpu = make_problem(spec), torch.device(device).type == "cuda"
-    if impl == "compiled":
+    population = impl.endswith("population")
+    if impl.startswith("compiled"):
         torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
     config = LSTMConfig(**problem.optimizer_defaults)
     opt = LSTMOptimizer(config, compile=impl == "compiled").to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
-    if impl == "population":
-        opt = Population([LSTMOptimizer(config, seed=k).to(device) for k in range(members)])
+    if population:
+        opt = Population([LSTMOptimizer(config, seed=k).to(device) for k in range(members)],
+                         compile=impl == "compiled population")
         task = stack_tasks([problem.sample(runs, seed=k, device=device) for k in range(members)])
         meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in opt.members]
         configs = [TrainConfig(spec, steps=unroll_steps, unroll=unroll_steps)] * members
         if on_gpu:  # as training runs it there: one captured graph per unroll
             capture = stack_tasks([problem.sample(runs, seed=100 + k, device=device) for k in range(members)])
-            population = GraphedPopulation(opt, capture, configs).meta_updates(task, meta_opts)
+            updates_of = GraphedPopulation(opt, capture, configs).meta_updates(task, meta_opts)
         else:
-            population = population_updates(opt, meta_opts, task, configs)
+            updates_of = population_updates(opt, meta_opts, task, configs)
     theta = task.theta
     state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
     _, grad = task.loss_and_grad(theta)
@@ -98,8 +101,8 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
             graphed.meta_update(task, meta_opt)
             return
         with saved_bytes(memory) if count_memory else nullcontext():
-            if impl == "population":  # its own meta-backward and per-member Adam steps
-                next(population)
+            if population:  # its own meta-backward and per-member Adam steps
+                next(updates_of)
                 return
             if impl == "reference":
                 loss, _, theta, state = reference_unroll(opt, task, theta, state, unroll_steps)
@@ -124,24 +127,28 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
         "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
         "impl": impl_label(impl, members, device),
         "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
-        "autograd_MB": math.nan if impl == "graphed" or (impl == "population" and on_gpu) else memory["bytes"] / 2**20,
+        "autograd_MB": math.nan if impl == "graphed" or (population and on_gpu) else memory["bytes"] / 2**20,
     }
-    if impl == "population":
+    if population:
         row["members"] = members
+    row |= {"unroll": unroll_steps, "warmup_updates": warmup, "timed_updates": updates}  # the protocol
+    if torch.device(device).type == "cpu":
+        row["threads"] = torch.get_num_threads()
     if torch.device(device).type == "cuda":
         row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
     return row
 
 
-def bench(device="cpu", cases=DEFAULT_CASES, updates=5, impls=("reference", "ours", "compiled", "population"),
+def bench(device="cpu", cases=DEFAULT_CASES, updates=5,
+          impls=("reference", "ours", "compiled", "population", "compiled population"),
           json_out: str | Path | None = None, verbose: bool = True, members: int | None = None) -> list[dict]:
     """Time every implementation on every (problem, runs) case; with `verbose`, print each row as
     it is measured and the table at the end. The population has `members` optimizers (default 4 on
     the CPU, 16 on a GPU)."""
     members = members or (16 if torch.device(device).type == "cuda" else 4)
     torch.manual_seed(0)
-    if torch.device(device).type == "cuda" and "graphed" not in impls:
-        impls = (*impls, "graphed")
+    if torch.device(device).type == "cuda":  # there a population replays captured graphs instead
+        impls = (*(i for i in impls if i != "compiled population"), *(() if "graphed" in impls else ("graphed",)))
     rows = []
     for spec, runs in cases:
         group = [_measure(spec, runs, impl, device, updates, verbose, members) for impl in impls]
@@ -177,7 +184,7 @@ def format_table(rows: list[dict], where: str) -> str:
     peak = any("peak_cuda_MB" in r for r in rows)
     lines = [f"Meta-training throughput on {where}."
              + (" A population row counts the steps of all its optimizers, each on `runs` runs of its own."
-                if any(r["impl"].startswith("population") for r in rows) else ""), "",
+                if any("population" in r["impl"] for r in rows) else ""), "",
              "| problem (coordinates) | runs | implementation | steps/s | speed-up | ms/update | autograd MB |"
              + (" peak GPU MB |" if peak else ""),
              "| --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if peak else "")]
@@ -191,7 +198,19 @@ def format_table(rows: list[dict], where: str) -> str:
         lines.append(f"| {problem} | {r['runs']} | {r['impl']} | {r['steps_per_s']:,.0f} | {speedup} | "
                      f"{r['ms_per_meta_update']:,.1f} | {mb(r['autograd_MB'])} |"
                      + (f" {mb(r.get('peak_cuda_MB'))} |" if peak else ""))
-    return "\n".join(lines)
+    return "\n".join(lines) + protocol_text(rows)
+
+
+def protocol_text(rows: list[dict]) -> str:
+    """How the rows were timed, as each row records it (rows from files made before they did: nothing)."""
+    measured = [r for r in rows if "timed_updates" in r]
+    if not measured:
+        return ""
+    kinds = {(r["timed_updates"], r["unroll"], r["warmup_updates"], r.get("threads")) for r in measured}
+    return "\n\nTimed: " + "; ".join(
+        f"{timed} meta-update{'s' * (timed != 1)} of {unroll} steps after {warmup} warm-up{'s' * (warmup != 1)}"
+        + (f", {threads} CPU thread{'s' * (threads != 1)}" if threads else "")
+        for timed, unroll, warmup, threads in sorted(kinds, key=str)) + " per row."
 
 
 def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: int = 50) -> dict:

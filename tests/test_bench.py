@@ -20,15 +20,24 @@ def test_bench_rows_json_and_table(tmp_path):
                                   "steps_per_s": float("nan"), "ms_per_meta_update": float("nan"),
                                   "autograd_MB": float("nan"), "error": "out of memory"}], "here")
     assert "| quadratic (10) | 2 | ours |" in table and "| mnist | 64 | reference | out of memory |" in table
-    assert all(line.count("|") == 8 for line in table.splitlines()[2:])  # every row has every column
+    assert all(line.count("|") == 8 for line in table.splitlines()[2:-2])  # every row has every column
+    # each row records how it was timed, and the table says it
+    assert all((r["timed_updates"], r["warmup_updates"], r["unroll"], r["threads"]) == (1, 2, 20, torch.get_num_threads())
+               for r in rows)
+    threads = torch.get_num_threads()
+    assert table.endswith(f"Timed: 1 meta-update of 20 steps after 2 warm-ups, {threads} CPU thread"
+                          f"{'s' * (threads != 1)} per row.")
+    assert "Timed" not in format_table([{k: v for k, v in rows[0].items() if k != "timed_updates"}], "old file")
 
 
 def test_the_population_row_counts_every_members_steps():
-    rows = bench("cpu", cases=(("quadratic", 2),), updates=1, impls=("ours", "population"), verbose=False, members=3)
-    assert [r["impl"] for r in rows] == ["ours", "population of 3"]
-    assert rows[1]["runs"] == 2 and rows[1]["members"] == 3 and rows[1]["steps_per_s"] > 0
-    # 3 members × 2 runs × 20 steps in the time of one meta-update
-    assert rows[1]["steps_per_s"] == pytest.approx(3 * 2 * 20 / (rows[1]["ms_per_meta_update"] / 1000))
+    rows = bench("cpu", cases=(("quadratic", 2),), updates=1, impls=("ours", "population", "compiled population"),
+                 verbose=False, members=3)
+    assert [r["impl"] for r in rows] == ["ours", "population of 3", "compiled population of 3"]
+    for row in rows[1:]:
+        assert row["runs"] == 2 and row["members"] == 3 and row["steps_per_s"] > 0
+        # 3 members × 2 runs × 20 steps in the time of one meta-update
+        assert row["steps_per_s"] == pytest.approx(3 * 2 * 20 / (row["ms_per_meta_update"] / 1000))
     assert "population row counts the steps of all its optimizers" in format_table(rows, "here")
 
 

@@ -148,6 +148,33 @@ def test_the_sweep_figure_draws_each_trial_s_validation_and_the_reference():
     plt.close("all")
 
 
+def test_the_search_rates_figure_draws_each_trial_at_its_rate_and_rings_each_winner():
+    """Best validation against meta-learning rate, a series per search, hollow markers for trials still
+    training, trials without a validation left out, each search's winner ringed, its range shaded."""
+    import matplotlib.pyplot as plt
+
+    from l2l.book.plotting import plot_search_rates
+
+    row = lambda k, lr, best, finished: {"trial": k, "meta_lr": lr, "best_val": best, "finished": finished,
+                                         "validation": [[50, best]] if best else []}
+    first = {"range": [1e-4, 1e-2], "winner": 1, "complete": True,
+             "rows": [row(0, 3e-4, 0.5, True), row(1, 9e-3, 0.26, True), row(2, 1e-3, None, False)]}
+    second = {"range": [5e-3, 3e-2], "winner": 0, "complete": False, "rows": [row(0, 8e-3, 0.25, True), row(1, 2e-2, 2.3, False)]}
+    fig, ax = plt.subplots()
+    plot_search_rates({"first search": first, "second search": second}, ax)
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    assert list(lines["first search"].get_xdata()) == [3e-4, 9e-3] and list(lines["second search"].get_ydata()) == [0.25]
+    assert list(lines["second search: still training"].get_xdata()) == [2e-2]
+    assert lines["second search: still training"].get_markerfacecolor() == "none"
+    ring = lines["a search's winner (lowest best validation)"]
+    assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([9e-3], [0.26])  # the unfinished search: none yet
+    assert lines["first search"].get_color() != lines["second search"].get_color()
+    spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
+    assert np.allclose(spans, [(1e-4, 1e-2), (5e-3, 3e-2)])
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    plt.close("all")
+
+
 def test_validation_curves_of_several_trainings_share_one_log_axis_each_in_its_own_color():
     import matplotlib.pyplot as plt
 

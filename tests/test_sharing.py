@@ -68,7 +68,11 @@ def test_memory_with_hand_set_outputs_performs_exact_bfgs_on_a_quadratic():
     # the chapter's summary of the same check, for both kinds of memory
     for window in (None, n):
         gaps = memory_bfgs(W, y0, window)
-        assert max(gaps.values()) < 1e-8, gaps
+        assert max(gaps["vs_textbook"], gaps["vs_inverse_hessian"], gaps["final_gradient"]) < 1e-8, gaps
+        assert gaps["condition"] == pytest.approx(torch.linalg.cond(A).max().item())
+    # a window one write too short is no longer BFGS: its memory drifts from H and from A⁻¹
+    short = memory_bfgs(W, y0, n - 1)
+    assert short["vs_textbook"] > 1e-3 and short["vs_inverse_hessian"] > 1e-3, short
 
 
 def test_lbfgs_window_reads_match_the_full_matrix_while_it_holds_every_write():

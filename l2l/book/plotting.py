@@ -214,6 +214,34 @@ def plot_sweep(result: dict, ax=None, reference: tuple[str, list] | None = None)
     return ax
 
 
+def plot_search_rates(tables: dict[str, dict], ax=None):
+    """Each trial's best validation loss against its meta-learning rate, for several random searches
+    of one recipe (`tables` maps a search's label to its table): a marker shape and color per
+    search, hollow for a trial still training, each search's range shaded along the bottom and its
+    winner ringed. Log-log, so a trial that never learned shows far above the others."""
+    ax = ax or plt.gca()
+    low = min(r["best_val"] for t in tables.values() for r in t["rows"] if r["validation"])
+    for k, (label, shade) in enumerate(colors_for(list(tables)).items()):
+        table, marker = tables[label], "os^D"[k % 4]
+        rows = [r for r in table["rows"] if r["validation"]]
+        for done in (True, False):
+            pts = [(r["meta_lr"], r["best_val"]) for r in rows if r["finished"] == done]
+            if pts:
+                ax.plot(*zip(*pts), marker, ms=7, ls="none", color=shade, mfc=shade if done else "none",
+                        label=label if done else f"{label}: still training")
+        ax.axvspan(*table["range"], ymin=0.02 * k, ymax=0.02 * (k + 1) + 0.015, color=shade, alpha=0.5, lw=0)
+        if table.get("complete") and table.get("winner") is not None:
+            win = next(r for r in rows if r["trial"] == table["winner"])
+            ax.plot(win["meta_lr"], win["best_val"], "o", ms=14, mfc="none", mec="k", ls="none",
+                    label="a search's winner (lowest best validation)" if k == 0 else "_winner")
+    ax.set(xscale="log", xlabel="meta-learning rate", ylabel="best validation loss")
+    log_scale(ax)
+    ax.set_ylim(bottom=0.8 * low)  # room for the ranges' bars below the lowest trial
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
 def plot_validations(lines: dict[str, list], ax=None):
     """Validation loss against epoch for trainings validated on the same functions: `lines` maps a
     label to its [[epoch, validation], ...] (a checkpoint's history or a sweep row's `validation`),
