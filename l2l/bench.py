@@ -213,13 +213,17 @@ def protocol_text(rows: list[dict]) -> str:
         for timed, unroll, warmup, threads in sorted(kinds, key=str)) + " per row."
 
 
-def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: int = 50) -> dict:
+def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: int = 50, members: int = 4) -> dict:
     """Microseconds for the element-wise work of one LSTM layer in each layout: sigmoid on one gate
     as a strided slice of [N, 4H] (nn.LSTMCell's layout) and as a contiguous block of [4H, N]
-    (ours), and tanh against sigmoid on a contiguous [H, N]."""
+    (ours), and tanh against sigmoid on a contiguous [H, N]; then one product of all four gates
+    (into a buffer, so no allocation is timed) for one optimizer and, per member, for a population
+    of `members`, whose tensors are that many times larger (what the caches hold shows there)."""
     rows = torch.randn(n, 4 * hidden, device=device)
     cols = torch.randn(4 * hidden, n, device=device)
     block = torch.randn(hidden, n, device=device)
+    stacked = torch.randn(2, members, 4 * hidden, n, device=device)  # two operands
+    into = torch.empty(members, 4 * hidden, n, device=device)
 
     def us(fn):
         fn()
@@ -235,4 +239,7 @@ def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: 
         "sigmoid, contiguous gate of [4H, N]": us(lambda: torch.sigmoid(cols[:hidden])),
         "tanh on [H, N]": us(lambda: torch.tanh(block)),
         "sigmoid on [H, N]": us(lambda: torch.sigmoid(block)),
+        "product on [4H, N], one optimizer": us(lambda: torch.mul(stacked[0, 0], stacked[1, 0], out=into[0])),
+        f"product on [{members}, 4H, N], per member of a population of {members}":
+            us(lambda: torch.mul(stacked[0], stacked[1], out=into)) / members,
     }

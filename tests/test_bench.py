@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from l2l.bench import bench, format_table
+from l2l.bench import bench, elementwise_probe, format_table
 
 
 def test_bench_rows_json_and_table(tmp_path):
@@ -52,3 +52,9 @@ def test_a_case_that_runs_out_of_memory_is_a_row_that_says_so(monkeypatch):
     rows = bench("cpu", cases=(("quadratic", 2),), updates=1, impls=("ours", "population"), verbose=False, members=16)
     assert [(r["impl"], r["error"]) for r in rows] == [("ours", "out of memory"), ("population of 16", "out of memory")]
     assert all(math.isnan(r["steps_per_s"]) for r in rows)
+
+
+def test_the_elementwise_probe_times_each_layout_and_a_population_per_member():
+    probe = elementwise_probe(n=64, hidden=4, repeats=2, members=3)
+    assert list(probe)[-2:] == ["product on [4H, N], one optimizer", "product on [3, 4H, N], per member of a population of 3"]
+    assert len(probe) == 6 and all(v > 0 for v in probe.values())
