@@ -202,7 +202,8 @@ def format_table(rows: list[dict], where: str) -> str:
 
 
 def protocol_text(rows: list[dict]) -> str:
-    """How the rows were timed, as each row records it (rows from files made before they did: nothing)."""
+    """How the rows were timed, as each row records it; rows from files written before bench recorded
+    it give nothing."""
     measured = [r for r in rows if "timed_updates" in r]
     if not measured:
         return ""
