@@ -13,11 +13,10 @@ marked ≈ where read off a figure.
 from __future__ import annotations
 
 import glob
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from l2l.book.presets import SECOND_SEARCH, results_path
+from l2l.book.presets import SECOND_SEARCH, results_path, seed_suffix
 from l2l.book.report import listed, loss_text, paired_text
 from l2l.evaluation import Curve, Paired, beats_all, load, start_of, unpaired, versus
 from l2l.training.meta_train import before_this_run
@@ -74,8 +73,8 @@ def _opponents(curves: dict[str, Curve], claim: Claim, learned: str) -> dict[str
 def same_seed(opponent: str, learned: str, labels) -> str:
     """`opponent`'s training with `learned`'s seed ("LSTM seed 1" for "NTM-BFGS seed 1") where
     `labels` hold it, else `opponent` itself (seed 0 has no suffix)."""
-    seed = re.search(r" seed \d+$", learned)
-    return f"{opponent}{seed.group()}" if seed and f"{opponent}{seed.group()}" in labels else opponent
+    suffix = seed_suffix(learned)
+    return opponent + suffix if suffix and opponent + suffix in labels else opponent
 
 
 def step_of(claim: Claim, curve: Curve) -> int:
@@ -134,7 +133,7 @@ def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
     difference = paired_text(comparisons[nearest]) if comparisons else "–"
     runs = str(me.runs or meta.get("runs", "?"))
     trained = [label for label in meta.get("trained", [])  # the claim's optimizer and its other seeds
-               if label == claim.learned or label.startswith(f"{claim.learned} seed ")] or [claim.learned]
+               if label.removesuffix(seed_suffix(label)) == claim.learned] or [claim.learned]
     held = sum(verdict_of(curves, label, claim)[0] == "holds" for label in trained if label in curves)
     note = "; ".join(filter(None, ["" if comparisons else "unpaired",
                                    f"training unfinished: {meta['unfinished']}" if meta.get("unfinished") else ""]))

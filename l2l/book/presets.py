@@ -8,6 +8,7 @@ A chapter's `scale` parameter and the CLI's `--scale` both read this one table.
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -260,9 +261,9 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
         opt, ck, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
                                 command=command(recipe, scale, path))
         if opt is not None:
-            found[f"{label} seed {k}"] = opt
+            found[seed_label(label, k)] = opt
         if ck is not None:
-            costs[f"{label} seed {k}"] = spent(ck, recipe)
+            costs[seed_label(label, k)] = spent(ck, recipe)
         if line:
             lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
     return found, lines, costs
@@ -275,10 +276,22 @@ def seeds_unfinished(spec: str, scale: str, seeds, folder: str | Path | None = N
     (the ledger's note) beside the recipe's own."""
     lines = []
     for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
-        left = unfinished(load_checkpoint(path), recipe, label=f"{label} seed {k}") if path.exists() else None
+        left = unfinished(load_checkpoint(path), recipe, label=seed_label(label, k)) if path.exists() else None
         if left:
             lines.append(left)
     return lines
+
+
+def seed_label(label: str, seed: int) -> str:
+    """How a chapter names another seed's training of `label`'s recipe ("LSTM seed 1"); the seed the
+    chapter runs with is `label` itself."""
+    return f"{label} seed {seed}"
+
+
+def seed_suffix(label: str) -> str:
+    """The " seed k" that `seed_label` put at the end of `label`, or "" for a chapter's own training."""
+    found = re.search(r" seed \d+$", label)
+    return found.group() if found else ""
 
 
 def _seeded(spec: str, scale: str, seeds, folder: str | Path | None = None, **overrides):
