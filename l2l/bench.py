@@ -6,26 +6,30 @@ optimizee steps per second (R batched runs count as R steps each), milliseconds 
 and the memory autograd keeps for the backward pass of one unroll (saved tensors, deduplicated).
 The population row trains P optimizers at once (`l2l.training.population`), each on R runs of its
 own, and counts the steps of all of them: against the `ours` row it says what batching trials costs
-or saves per trial.
+or saves per trial. On the CPU it is cut in tiles as training cuts it (MNIST: one member a tile);
+its autograd memory is then its largest tile's, what is held at once.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 
+from l2l.errors import UserError
+from l2l.evaluation.stats import t_quantile
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.optimizers.population import Population
 from l2l.optimizers.reference import reference_init, reference_unroll
 from l2l.problems import make_problem, stack_tasks
 from l2l.runtime import atomic_write, hardware
 from l2l.training import GraphedUnroll, TrainConfig, truncate, unroll
-from l2l.training.population import GraphedPopulation, population_updates
+from l2l.training.population import GraphedPopulation, population_updates, tile_limit, tiles
 
 DEFAULT_CASES = (("quadratic", 1), ("mnist", 1))
 
@@ -51,47 +55,43 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def impl_label(impl: str, members: int, device) -> str:
-    """A row's implementation as the table names it: a population says its size and, on a GPU,
-    that its unrolls replay captured graphs."""
-    if not impl.endswith("population"):
+def impl_label(impl: str, members: int, device, tile: int | None = None) -> str:
+    """A row's implementation as the table names it: a population says its size, how it was cut in
+    tiles (`tile` members each), and, on a GPU, that its unrolls replay captured graphs."""
+    if "population" not in impl:
         return impl
-    return f"{impl} of {members}" + (" (graphed)" if torch.device(device).type == "cuda" else "")
+    one = impl.endswith(", one tile")
+    return (f"{impl.removesuffix(', one tile')} of {members}"
+            + (" in one tile" if one else f" in tiles of {tile}" if tile and tile < members else "")
+            + (" (graphed)" if torch.device(device).type == "cuda" else ""))
 
 
-def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
-                      updates=5, warmup=2, members: int = 4) -> dict:
-    """Time `updates` meta-updates of one implementation: 'reference', 'ours' (eager),
-    'compiled' (ours through torch.compile; the warm-up absorbs the compilation), 'graphed'
-    (ours, each unroll one captured CUDA graph; GPU only), 'population' (`members` optimizers
-    at once, each with its own Adam, on `runs` runs each; on a GPU through captured graphs) or
-    'compiled population' (the same, its batched step through torch.compile; CPU)."""
+def prepare(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20, warmup=2, members: int = 4):
+    """One implementation's meta-update on `runs` runs, warmed up (`warmup` meta-updates; the first
+    counts autograd's memory, and a compiled path compiles there): 'reference', 'ours' (eager),
+    'compiled' (ours through torch.compile), 'graphed' (ours, each unroll one captured CUDA graph;
+    GPU only), 'population' (`members` optimizers at once, each with its own Adam, on `runs` runs
+    each; on a GPU through captured graphs), 'compiled population' (the same, its batched step
+    through torch.compile; CPU) or 'compiled population, one tile' (CPU: all members in one batch).
+    A population is cut in tiles as training cuts it (`l2l.training.population.tiles`), one tile
+    after another. Returns the meta-update and `row(seconds)`, the table's row for a time per update."""
     problem, on_gpu = make_problem(spec), torch.device(device).type == "cuda"
-    population = impl.endswith("population")
-    if impl.startswith("compiled"):
-        torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
+    population = "population" in impl
     config = LSTMConfig(**problem.optimizer_defaults)
     opt = LSTMOptimizer(config, compile=impl == "compiled").to(device)
     meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
-    if population:
-        opt = Population([LSTMOptimizer(config, seed=k).to(device) for k in range(members)],
-                         compile=impl == "compiled population")
-        task = stack_tasks([problem.sample(runs, seed=k, device=device) for k in range(members)])
-        meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in opt.members]
-        configs = [TrainConfig(spec, steps=unroll_steps, unroll=unroll_steps)] * members
-        if on_gpu:  # as training runs it there: one captured graph per unroll
-            capture = stack_tasks([problem.sample(runs, seed=100 + k, device=device) for k in range(members)])
-            updates_of = GraphedPopulation(opt, capture, configs).meta_updates(task, meta_opts)
-        else:
-            updates_of = population_updates(opt, meta_opts, task, configs)
+    if population:  # as training runs it: tile by tile, on a GPU one captured graph per unroll
+        groups = tiles(members, task.theta.numel(), None if impl.endswith("one tile") else tile_limit(device))
+        updates_of = [_tile_updates(problem, runs, list(ks), config, impl.startswith("compiled"), unroll_steps, device)
+                      for ks in groups]
     theta = task.theta
     state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
     _, grad = task.loss_and_grad(theta)
     memory = {"bytes": 0}
 
     if impl == "graphed":
-        config = TrainConfig(spec, steps=unroll_steps * (updates + warmup), unroll=unroll_steps)
+        config = TrainConfig(spec, steps=unroll_steps, unroll=unroll_steps)  # only its unroll is read
         graphed = GraphedUnroll(opt, problem.sample(runs, seed=1, device=device), config)
         graphed.start(task)
 
@@ -100,10 +100,14 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
         if impl == "graphed":  # the capture allocates its memory once; saved tensors are not counted
             graphed.meta_update(task, meta_opt)
             return
+        if population:  # each tile's own meta-backward and per-member Adam steps; memory: the largest tile's
+            for tile_updates in updates_of:
+                held = {"bytes": 0}
+                with saved_bytes(held) if count_memory else nullcontext():
+                    next(tile_updates)
+                memory["bytes"] = max(memory["bytes"], held["bytes"])
+            return
         with saved_bytes(memory) if count_memory else nullcontext():
-            if population:  # its own meta-backward and per-member Adam steps
-                next(updates_of)
-                return
             if impl == "reference":
                 loss, _, theta, state = reference_unroll(opt, task, theta, state, unroll_steps)
             else:
@@ -116,42 +120,88 @@ def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_step
     for i in range(warmup):
         meta_update(count_memory=i == 0)
     _sync(device)
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+
+    def row(seconds: float) -> dict:
+        out = {
+            "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
+            "impl": impl_label(impl, members, device, len(groups[0]) if population else None),
+            "steps_per_s": unroll_steps * runs * (members if population else 1) / seconds,
+            "ms_per_meta_update": 1000 * seconds,
+            "autograd_MB": math.nan if impl == "graphed" or (population and on_gpu) else memory["bytes"] / 2**20,
+        }
+        if population:
+            out["members"], out["tile"] = members, len(groups[0])
+        out |= {"unroll": unroll_steps, "warmup_updates": warmup}
+        if on_gpu:
+            out["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            out["threads"] = torch.get_num_threads()
+        return out
+
+    return meta_update, row
+
+
+def seconds_per_update(meta_update, updates: int, device) -> float:
+    """Wall seconds per meta-update over `updates` of them (a GPU synchronised at both ends)."""
+    _sync(device)
     start = time.perf_counter()
     for _ in range(updates):
         meta_update()
     _sync(device)
-    seconds = (time.perf_counter() - start) / updates
-    row = {
-        "problem": problem.spec, "coords": task.theta.shape[1], "runs": runs,
-        "impl": impl_label(impl, members, device),
-        "steps_per_s": unroll_steps * task.runs / seconds, "ms_per_meta_update": 1000 * seconds,
-        "autograd_MB": math.nan if impl == "graphed" or (population and on_gpu) else memory["bytes"] / 2**20,
-    }
-    if population:
-        row["members"] = members
-    row |= {"unroll": unroll_steps, "warmup_updates": warmup, "timed_updates": updates}  # the protocol
-    if torch.device(device).type == "cpu":
-        row["threads"] = torch.get_num_threads()
+    return (time.perf_counter() - start) / updates
+
+
+def time_meta_updates(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20,
+                      updates=5, warmup=2, members: int = 4) -> dict:
+    """The row of one implementation (`prepare`) timed over `updates` meta-updates, alone."""
+    if impl.startswith("compiled"):
+        torch._dynamo.reset()  # each case compiles afresh: no recompile limit across cases
+    meta_update, row = prepare(spec, runs, impl, device, unroll_steps, warmup, members)
     if torch.device(device).type == "cuda":
-        row["peak_cuda_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return row
+        torch.cuda.reset_peak_memory_stats(device)
+    return row(seconds_per_update(meta_update, updates, device)) | {"timed_updates": updates}
+
+
+def _tile_updates(problem, runs: int, seeds: list[int], config: LSTMConfig, compile: bool, unroll_steps: int, device):
+    """The meta-updates of one tile of a bench population: members and tasks seeded by `seeds`."""
+    pop = Population([LSTMOptimizer(config, seed=k).to(device) for k in seeds], compile=compile)
+    task = stack_tasks([problem.sample(runs, seed=k, device=device) for k in seeds])
+    meta_opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in pop.members]
+    configs = [TrainConfig(problem.spec, steps=unroll_steps, unroll=unroll_steps)] * len(seeds)
+    if torch.device(device).type != "cuda":
+        return population_updates(pop, meta_opts, task, configs)
+    capture = stack_tasks([problem.sample(runs, seed=100 + k, device=device) for k in seeds])
+    return GraphedPopulation(pop, capture, configs).meta_updates(task, meta_opts)
 
 
 def bench(device="cpu", cases=DEFAULT_CASES, updates=5,
-          impls=("reference", "ours", "compiled", "population", "compiled population"),
-          json_out: str | Path | None = None, verbose: bool = True, members: int | None = None) -> list[dict]:
+          impls=("reference", "ours", "compiled", "population", "compiled population", "compiled population, one tile"),
+          json_out: str | Path | None = None, verbose: bool = True, members: int | None = None,
+          rounds: int | None = None) -> list[dict]:
     """Time every implementation on every (problem, runs) case; with `verbose`, print each row as
     it is measured and the table at the end. The population has `members` optimizers (default 4 on
-    the CPU, 16 on a GPU)."""
-    members = members or (16 if torch.device(device).type == "cuda" else 4)
+    the CPU, 16 on a GPU). With `rounds` > 1 (default 3 on the CPU, whose timings drift with what
+    else its machine runs, 1 on a GPU) a case's implementations are all prepared, then timed in
+    turn, `updates` meta-updates each, round after round; a row gives the median round. A case
+    whose population is one tile anyway has no 'one tile' row."""
+    on_gpu = torch.device(device).type == "cuda"
+    members = members or (16 if on_gpu else 4)
+    rounds = (1 if on_gpu else 3) if rounds is None else rounds
+    if rounds < 1 or updates < 1:
+        raise UserError(f"bench needs at least one round and one update, got {rounds} and {updates}")
     torch.manual_seed(0)
-    if torch.device(device).type == "cuda":  # there a population replays captured graphs instead
-        impls = (*(i for i in impls if i != "compiled population"), *(() if "graphed" in impls else ("graphed",)))
+    if on_gpu:  # there a population replays captured graphs instead
+        impls = (*(i for i in impls if not i.startswith("compiled population")),
+                 *(() if "graphed" in impls else ("graphed",)))
     rows = []
     for spec, runs in cases:
-        group = [_measure(spec, runs, impl, device, updates, verbose, members) for impl in impls]
+        columns = make_problem(spec).sample(runs, seed=0).theta.numel()
+        single_tile = len(tiles(members, columns, tile_limit(device))) == 1
+        kept = [i for i in impls if not (i.endswith("one tile") and single_tile)]
+        if rounds == 1:
+            group = [_measure(spec, runs, impl, device, updates, verbose, members) for impl in kept]
+        else:
+            group = _interleaved(spec, runs, kept, device, updates, rounds, verbose, members)
         for row in group[1:]:
             row["speedup"] = row["steps_per_s"] / group[0]["steps_per_s"]
         rows += group
@@ -161,6 +211,27 @@ def bench(device="cpu", cases=DEFAULT_CASES, updates=5,
     if verbose:
         print(format_table(rows, f"{hardware(device)}, torch {torch.__version__}"))
     return rows
+
+
+def _interleaved(spec: str, runs: int, impls, device, updates: int, rounds: int, verbose: bool,
+                 members: int) -> list[dict]:
+    """A case's rows, its implementations timed in turn for `rounds` rounds: each row's time is its
+    median round, and `ms_rounds` keeps every round."""
+    torch._dynamo.reset()  # the case's compiled paths compile afresh, and only once
+    # each compiled path keeps its own graphs (a few each: first step of an unroll, batched or not)
+    with torch._dynamo.config.patch(recompile_limit=8 * len(impls)):
+        prepared = [prepare(spec, runs, impl, device, members=members) for impl in impls]
+        times = [[] for _ in impls]
+        for _ in range(rounds):
+            for (meta_update, _), kept in zip(prepared, times):
+                kept.append(seconds_per_update(meta_update, updates, device))
+    group = []
+    for (_, row), kept in zip(prepared, times):
+        group.append(row(statistics.median(kept)) | {
+            "timed_updates": updates, "rounds": rounds, "ms_rounds": [1000 * t for t in kept]})
+        if verbose:
+            print(f"{spec} runs={runs} {group[-1]['impl']}: {group[-1]['steps_per_s']:,.0f} steps/s", flush=True)
+    return group
 
 
 def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: bool, members: int = 4) -> dict:
@@ -176,6 +247,23 @@ def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: boo
     if verbose:
         print(f"{row['problem']} runs={runs} {row['impl']}: {row['steps_per_s']:,.0f} steps/s", flush=True)
     return row
+
+
+def per_trial(pop: dict, alone: dict) -> dict:
+    """What a member of the population `pop` costs against one optimizer trained `alone` (two bench
+    rows), paired round by round: the rounds were interleaved, so round k of both ran at about the
+    same time. Returns the geometric mean of the per-round ratios with its 95% interval (paired t on
+    their logarithms) and the verdict: 'less' or 'more' per trial when the interval excludes 1, else
+    'level'. With a single round: the rows' ratio, no interval and no verdict."""
+    pairs = list(zip(pop.get("ms_rounds", []), alone.get("ms_rounds", [])))
+    if len(pairs) < 2:
+        ratio = pop["ms_per_meta_update"] / pop["members"] / alone["ms_per_meta_update"]
+        return {"ratio": ratio, "low": math.nan, "high": math.nan, "verdict": None}
+    logs = [math.log(p / pop["members"] / a) for p, a in pairs]
+    mean = statistics.fmean(logs)
+    half = t_quantile(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    verdict = "less" if mean + half < 0 else "more" if mean - half > 0 else "level"
+    return {"ratio": math.exp(mean), "low": math.exp(mean - half), "high": math.exp(mean + half), "verdict": verdict}
 
 
 def format_table(rows: list[dict], where: str) -> str:
@@ -207,11 +295,13 @@ def protocol_text(rows: list[dict]) -> str:
     measured = [r for r in rows if "timed_updates" in r]
     if not measured:
         return ""
-    kinds = {(r["timed_updates"], r["unroll"], r["warmup_updates"], r.get("threads")) for r in measured}
+    kinds = {(r.get("rounds", 1), r["timed_updates"], r["unroll"], r["warmup_updates"], r.get("threads"))
+             for r in measured}
     return "\n\nTimed: " + "; ".join(
-        f"{timed} meta-update{'s' * (timed != 1)} of {unroll} steps after {warmup} warm-up{'s' * (warmup != 1)}"
+        (f"the median of {rounds} interleaved rounds of " if rounds > 1 else "")
+        + f"{timed} meta-update{'s' * (timed != 1)} of {unroll} steps after {warmup} warm-up{'s' * (warmup != 1)}"
         + (f", {threads} CPU thread{'s' * (threads != 1)}" if threads else "")
-        for timed, unroll, warmup, threads in sorted(kinds, key=str)) + " per row."
+        for rounds, timed, unroll, warmup, threads in sorted(kinds, key=str)) + " per row."
 
 
 def elementwise_probe(device="cpu", n: int = 15_910, hidden: int = 20, repeats: int = 50, members: int = 4) -> dict:

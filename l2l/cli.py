@@ -9,7 +9,7 @@
     python -m l2l evaluate [--problem SPEC] --optimizer CKPT [--which best|last] [--label NAME]
                            [--baselines sgd,rmsprop,adam,nag] [--steps N] [--runs N] [--seed S] --json OUT
     python -m l2l ledger   [--results DIR]   (which of the paper's claims hold, from the results)
-    python -m l2l bench    [--device D] [--json OUT]
+    python -m l2l bench    [--device D] [--json OUT] [--rounds 3]
     python -m l2l book     [--scale S] [--device D] [--retrain | --recompute] [--jobs N] [--out DIR] [--build]
 """
 
@@ -302,7 +302,7 @@ def cmd_bench(args):
     from l2l.bench import bench
 
     cases = [(spec, r) for spec in ("quadratic", "mnist") for r in args.runs]
-    bench(args.device, cases=cases, updates=args.updates, json_out=args.json)
+    bench(args.device, cases=cases, updates=args.updates, json_out=args.json, rounds=args.rounds)
 
 
 def cmd_book(args):
@@ -453,7 +453,9 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="meta-training throughput: reference against ours")
     b.add_argument("--device", type=_device, default="cpu")
-    b.add_argument("--updates", type=_positive(int), default=5, help="timed meta-updates per row")
+    b.add_argument("--updates", type=_positive(int), default=5, help="timed meta-updates per row and round")
+    b.add_argument("--rounds", type=_positive(int), help="rounds in which a case's implementations take turns; "
+                   "a row gives its median round (default: 3 on the CPU, 1 on a GPU)")
     b.add_argument("--runs", type=_integers("runs", "1,16", least=1), default=(1,),
                    help="optimizee runs batched per meta-update, e.g. 1,16")
     b.add_argument("--json", help="also write the figures here")

@@ -229,6 +229,7 @@ def test_inputs_are_checked_before_the_work(tmp_path, capsys):
     _fails(capsys, ["evaluate", "--problem", "quadratic", "--json", str(tmp_path / "no" / "x.json")], "existing folder")
     _fails(capsys, ["bench", "--runs", "1,x"], "give runs as integers, e.g. 1,16")
     _fails(capsys, ["bench", "--runs", "0"], "runs must be at least 1")
+    _fails(capsys, ["bench", "--rounds", "0"], "must be positive, got 0")
     _fails(capsys, ["train", "--problem", "quadratic", "--teacher-lr", "0.1"], "give imitation too")
 
 

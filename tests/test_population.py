@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import needs_mnist
 from l2l.errors import UserError
@@ -13,7 +14,7 @@ from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.optimizers.population import Population
 from l2l.problems import make_problem, stack_tasks
 from l2l.training import TrainConfig, draw_trials, load_checkpoint, meta_train, sweep, trial_path, unroll
-from l2l.training.population import check_population, train_population
+from l2l.training.population import CPU_TILE_COLUMNS, check_population, tile_limit, tiles, train_population
 
 SMALL = TrainConfig(problem="quadratic", optimizer=LSTMConfig(preprocess=None), epochs=6, runs=2,
                     eval_every=2, eval_runs=4, steps=20, unroll=5, meta_lr=3e-3)
@@ -65,21 +66,68 @@ def _same_checkpoint(a, b):
         assert ha["train"] == pytest.approx(hb["train"], rel=1e-4, nan_ok=True)
 
 
-def test_population_training_equals_training_each_trial_alone(tmp_path):
+@pytest.mark.parametrize("tile_columns", [None, 40])  # the CPU's tiles: here one of 3 members; or of 2, then 1
+def test_population_training_equals_training_each_trial_alone(tmp_path, tile_columns):
     """Trials that differ in meta-learning rate, seed, schedule, clipping and length train together
-    as they train one by one; the one still at epoch 2 of its run resumes from its checkpoint."""
+    as they train one by one, in one tile or several; the one still at epoch 2 of its run resumes
+    from its checkpoint."""
     configs = [SMALL, dataclasses.replace(SMALL, meta_lr=1e-2, seed=1, clip=1.0),
                dataclasses.replace(SMALL, meta_lr=5e-4, seed=2, epochs=4, schedule="cosine")]
     alone = [meta_train(c, tmp_path / f"alone{k}.pt", progress=False) for k, c in enumerate(configs)]
     paths = [tmp_path / f"pop{k}.pt" for k in range(3)]
     meta_train(configs[0], paths[0], progress=False, stop_after=2)  # a trial already under way
-    together = train_population(configs, paths, progress=False)
+    together = train_population(configs, paths, progress=False, tile_columns=tile_columns)
     for a, b, path in zip(alone, together, paths):
         _same_checkpoint(a, b)
         _same_checkpoint(a, load_checkpoint(path))
     # trial 0 validated at epoch 2 alone, then in the population; trial 1's last two epochs were its own
     assert [h.get("population") for h in load_checkpoint(paths[0])["history"]] == [None, 3, 3]
     assert [h.get("population") for h in load_checkpoint(paths[1])["history"]] == [3, 3, None]
+
+
+def test_tiles_cut_a_population_by_columns():
+    assert tiles(5, 20, 40) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert tiles(3, 20, 10) == [range(0, 1), range(1, 2), range(2, 3)]  # a member wider than a tile is a tile
+    assert tiles(3, 20, None) == [range(0, 3)]
+    # on the CPU an MNIST member (15,910 coordinates a run) is a tile of its own; a GPU batches them all;
+    # the book's quadratic members (16 runs of 10) batch a hundred at once
+    assert tiles(4, 15_910, tile_limit("cpu")) == [range(k, k + 1) for k in range(4)]
+    assert tiles(4, 15_910, tile_limit("cuda")) == [range(0, 4)]
+    assert tiles(16, 160, tile_limit("cpu")) == [range(0, 16)] and CPU_TILE_COLUMNS // 160 == 102
+    with pytest.raises(UserError, match="tiles need members"):
+        tiles(0, 20, 40)
+
+
+class _Ops(TorchDispatchMode):
+    """The aten operations run inside the `with` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_population_of_one_steps_exactly_as_its_member():
+    """A tile of one takes the member's own 2-D products (on the CPU the batched ones cost more at
+    MNIST's size): the same numbers to the last bit, and no batched product."""
+    problem, member = make_problem("quadratic"), LSTMOptimizer(LSTMConfig(), seed=3)
+    task = problem.sample(runs=4, seed=1)
+    _, grad = task.loss_and_grad(task.theta)
+    pop = Population([member])
+    alone = member.bind()(grad, member.init(task.theta))
+    with _Ops() as ops:
+        together = pop.bind()(grad, pop.init(task.theta))
+    assert "addmm" in ops.names and not {"bmm", "baddbmm"} & ops.names
+    torch.testing.assert_close(together[0], alone[0], rtol=0, atol=0)
+    for a, b in zip(together[1], alone[1]):
+        torch.testing.assert_close(a[0], b, rtol=0, atol=0)
+    with _Ops() as ops:  # two members: one batched product per layer and for the head
+        two = Population(_members(LSTMConfig(), [3, 4]))
+        two.bind()(torch.cat([grad, grad]), two.init(torch.cat([task.theta, task.theta])))
+    assert "baddbmm" in ops.names
 
 
 def test_a_plateau_trial_halves_its_rate_in_a_population_as_alone(tmp_path):

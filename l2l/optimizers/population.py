@@ -58,12 +58,21 @@ class Population(Learned):
 
     def bind(self):
         """The batched step for the members' current weights (stacked once, as `LSTMOptimizer.bind`
-        fuses its own once)."""
+        fuses its own once). A population of one steps as its member would alone, through the same
+        (compiled) code: on the CPU the batched products and kernels over [1, ...] cost more."""
         fused = [[gate_weights(cell) for cell in m.cells] for m in self.members]
-        cells = [(torch.stack([f[k][0] for f in fused]), torch.stack([f[k][1] for f in fused]))
-                 for k in range(self.config.layers)]
-        head = (torch.stack([m.head.weight for m in self.members]),
-                torch.stack([m.head.bias[:, None] for m in self.members]))
+        heads = [(m.head.weight, m.head.bias[:, None]) for m in self.members]
         step = compiled_lstm_step() if self.compiled else lstm_step
         p, scale = self.config.preprocess, self.config.output_scale
+        if len(self) == 1:
+            return lambda grad, state: _one(step(grad, tuple(s[0] for s in state), fused[0], heads[0], p, scale))
+        cells = [(torch.stack([f[k][0] for f in fused]), torch.stack([f[k][1] for f in fused]))
+                 for k in range(self.config.layers)]
+        head = (torch.stack([w for w, _ in heads]), torch.stack([b for _, b in heads]))
         return lambda grad, state: step(grad, state, cells, head, p, scale)
+
+
+def _one(stepped: tuple[Tensor, State]) -> tuple[Tensor, State]:
+    """A lone member's update and its state, the state back in the population's [1, ...] shape."""
+    update, state = stepped
+    return update, tuple(s.unsqueeze(0) for s in state)

@@ -74,8 +74,11 @@ def stack_tasks(tasks: list[Task]) -> Task:
 
     Every step draws each task's own batch, so each task sees the very data it sees alone. Needs
     equal run counts (a population splits rows evenly) and batches whose tensors all have a
-    leading run dimension; a family whose batches share data between runs cannot be stacked.
+    leading run dimension; a family whose batches share data between runs cannot be stacked. One
+    task is returned as it is.
     """
+    if len(tasks) == 1:
+        return tasks[0]
     if len({t.runs for t in tasks}) != 1 or len({t.theta.shape[1] for t in tasks}) != 1:
         raise UserError("stacked tasks need equal run counts and problem sizes")
     groups = tasks[0].groups

@@ -7,6 +7,12 @@ After each unroll one backward pass fills every member's own meta-gradient; each
 clipped and stepped by its own Adam, at its own rate, and skipped alone when its numbers are not
 finite. Validation, checkpoints and resuming are each trial's own (`Trial`), so a trial trained in
 a population is an ordinary checkpoint: it resumes alone or in another population.
+
+On the CPU a population is batched in tiles of at most `CPU_TILE_COLUMNS` columns (coordinates ×
+runs) each, one tile's unroll after another: a batched step's tensors grow with the population and
+leave the caches, so past that size a member costs more batched than alone (chapter 90 measures
+it). Quadratics then batch a hundred members at once; an MNIST member (15,910 coordinates per run)
+is a tile of its own and costs what it costs alone. On a GPU the whole population is one tile.
 """
 
 from __future__ import annotations
@@ -26,6 +32,23 @@ from l2l.runtime import progress as progress_bar
 from l2l.training.config import TrainConfig
 from l2l.training.meta_train import Trial, check_minutes, meta_train, out_of_time, training
 from l2l.training.unroll import GraphedUnroll, copy_into, truncate, unroll
+
+
+CPU_TILE_COLUMNS = 2**14  # [4H, 2^14] floats are 5 MB for H = 20: a step's tensors stay in a 32 MB L3
+
+
+def tile_limit(device) -> int | None:
+    """The columns one batched tile may hold on `device`: `CPU_TILE_COLUMNS` on the CPU, no limit on a GPU."""
+    return None if torch.device(device).type == "cuda" else CPU_TILE_COLUMNS
+
+
+def tiles(members: int, columns: int, limit: int | None) -> list[range]:
+    """`members` members of `columns` columns each, in consecutive tiles of at most `limit` columns
+    (at least one member a tile); one tile without a limit."""
+    if members < 1 or columns < 1:
+        raise UserError(f"tiles need members and columns, got {members} and {columns}")
+    per = members if limit is None else max(1, limit // columns)
+    return [range(k, min(k + per, members)) for k in range(0, members, per)]
 
 
 def population_updates(pop: Population, meta_opts: list, task: Task, configs: list[TrainConfig]) -> Iterator[list[float]]:
@@ -126,13 +149,15 @@ def check_population(configs: list[TrainConfig]):
 
 def train_population(configs: list[TrainConfig], paths: list[str | Path | None], device: str = "cpu",
                      fresh: bool = False, progress: bool = True, max_minutes: float | None = None,
-                     compile: bool = False, cuda_graphs: bool | None = None) -> list[dict]:
+                     compile: bool = False, cuda_graphs: bool | None = None,
+                     tile_columns: int | None = None) -> list[dict]:
     """Meta-train the trials `configs` together, each checkpointed to its path (`meta_train`'s
     rules: resumed, extended, or an error for another recipe unless `fresh`). Trials may be at
     different epochs; each finishes at its own length and leaves the population. With
     `max_minutes`, stops (checkpointed) after that much wall time. `cuda_graphs` (default: on a
-    GPU) replays each unroll of the population as one captured graph (`GraphedPopulation`).
-    Returns the checkpoints.
+    GPU) replays each unroll of a tile as one captured graph (`GraphedPopulation`). Each epoch the
+    population trains in tiles of at most `tile_columns` columns (`tiles`; default: `tile_limit`
+    of the device). Returns the checkpoints.
 
     Each trial's wall time is the population's: they train at once, so none takes less.
     """
@@ -158,24 +183,26 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
         for trial in trials:
             trial.begin()
         pending = [t for t in trials if not t.done]  # a finished checkpoint is read, never written again
-        members, pop, graphed = None, None, None
+        limit = tile_columns or tile_limit(device)
+        members, groups = None, []
         try:
             while True:
                 active = [t for t in trials if not t.done]
                 if not active:
                     break
+                tasks = [t.task(problem) for t in active]
                 if active != members:  # the first epoch, or a trial has finished: a population of those left
-                    members, pop = active, Population([t.opt for t in active], compile=compile)
-                    if cuda_graphs:
-                        capture = stack_tasks([problem.sample(t.config.runs, derive_seed(t.config.seed, "capture"),
-                                                              device) for t in active])
-                        graphed = GraphedPopulation(pop, capture, [t.config for t in active])
-                task = stack_tasks([t.task(problem) for t in active])
-                losses = population_epoch(pop, [t.meta_opt for t in active], task, [t.config for t in active], graphed)
-                for trial, loss in zip(active, losses):
-                    postfix = trial.record(loss, population=len(active))
-                    if postfix and len(trials) == 1:
-                        bar.set_postfix(postfix)
+                    members = active
+                    groups = [(ks, *_tile([active[k] for k in ks], problem, device, compile, cuda_graphs))
+                              for ks in tiles(len(active), tasks[0].theta.numel(), limit)]
+                for ks, pop, graphed in groups:  # each tile's epoch, one after another
+                    tile = [active[k] for k in ks]
+                    losses = population_epoch(pop, [t.meta_opt for t in tile], stack_tasks([tasks[k] for k in ks]),
+                                              [t.config for t in tile], graphed)
+                    for trial, loss in zip(tile, losses):
+                        postfix = trial.record(loss, population=len(active))
+                        if postfix and len(trials) == 1:
+                            bar.set_postfix(postfix)
                 bar.update(len(active))
                 if out_of_time(trials[0].start, max_minutes):
                     break
@@ -187,6 +214,15 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
         for trial in pending:
             trial.save()
         return [t.safe for t in trials]
+
+
+def _tile(tile: list[Trial], problem, device, compile: bool, cuda_graphs: bool) -> tuple:
+    """A tile's `Population` and, with `cuda_graphs`, its captured unroll (else None)."""
+    pop = Population([t.opt for t in tile], compile=compile)
+    if not cuda_graphs:
+        return pop, None
+    capture = stack_tasks([problem.sample(t.config.runs, derive_seed(t.config.seed, "capture"), device) for t in tile])
+    return pop, GraphedPopulation(pop, capture, [t.config for t in tile])
 
 
 def train_group(configs: list[TrainConfig], paths: list[Path], device: str = "cpu", compile: bool = False,
