@@ -84,7 +84,7 @@ def test_the_budgets_the_prose_states_are_the_presets():
                      f"{power(max(presets.CIFAR_GRID))}$", f"{cifar.eval_runs} functions"],
         "05_neural_art": [f"the book's {art.epochs:,} epochs", f"**LSTM, {2 * art.epochs:,} epochs**",
                           f"tests' {art_test['runs']} and {art_test['large_runs']} runs"],
-        "06_ntm_bfgs": [f"chapter 2's LSTM trained for {mnist.epochs:,} epochs",
+        "06_ntm_bfgs": [f"chapter 2's LSTM, trained for {mnist.epochs:,} epochs",
                         f"validate on the same {mnist.eval_runs} functions"],
         "07_own_model": [f"passes {FAR_PAST}× its horizon"],
     }

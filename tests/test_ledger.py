@@ -194,6 +194,9 @@ def test_a_claim_counts_baselines_retuned_for_its_step_on_the_same_runs(tmp_path
         assert row.trained == "0 of 2"
     missing = ledger.evaluate(Claim("beats", "–", "01_quadratics", "good", 100, retuned="none"), tmp_path)
     assert missing.verdict == "no results" and "none not found" in missing.note
+    absent = ledger.evaluate(Claim("beats a rival not tested here", "–", "01_quadratics", "good", 100,
+                                   against=("ADAM", "LSTM, 100 epochs")), tmp_path)
+    assert absent.verdict == "no results" and absent.note == "LSTM, 100 epochs not in good"
     early = tmp_path / "early.json"  # a retraining run has remade good.json but not early.json yet
     os.utime(early, (early.stat().st_mtime - 10,) * 2)
     with pytest.MonkeyPatch.context() as mp:
