@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from l2l.errors import UserError
-from l2l.evaluation.stats import t_quantile
+from l2l.evaluation.stats import paired
 from l2l.optimizers import LSTMConfig, LSTMOptimizer
 from l2l.optimizers.population import Population
 from l2l.optimizers.reference import reference_init, reference_unroll
@@ -78,16 +78,17 @@ def prepare(spec: str, runs: int, impl: str, device="cpu", unroll_steps=20, warm
     problem, on_gpu = make_problem(spec), torch.device(device).type == "cuda"
     population = "population" in impl
     config = LSTMConfig(**problem.optimizer_defaults)
-    opt = LSTMOptimizer(config, compile=impl == "compiled").to(device)
-    meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
     task = problem.sample(runs, seed=0, device=device)
     if population:  # as training runs it: tile by tile, on a GPU one captured graph per unroll
         groups = tiles(members, task.theta.numel(), None if impl.endswith("one tile") else tile_limit(device))
         updates_of = [_tile_updates(problem, runs, list(ks), config, impl.startswith("compiled"), unroll_steps, device)
                       for ks in groups]
-    theta = task.theta
-    state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
-    _, grad = task.loss_and_grad(theta)
+    else:  # one optimizer on `task`
+        opt = LSTMOptimizer(config, compile=impl == "compiled").to(device)
+        meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-3)
+        theta = task.theta
+        state = reference_init(opt, theta) if impl == "reference" else opt.init(theta)
+        _, grad = task.loss_and_grad(theta)
     memory = {"bytes": 0}
 
     if impl == "graphed":
@@ -252,18 +253,16 @@ def _measure(spec: str, runs: int, impl: str, device, updates: int, verbose: boo
 def per_trial(pop: dict, alone: dict) -> dict:
     """What a member of the population `pop` costs against one optimizer trained `alone` (two bench
     rows), paired round by round: the rounds were interleaved, so round k of both ran at about the
-    same time. Returns the geometric mean of the per-round ratios with its 95% interval (paired t on
-    their logarithms) and the verdict: 'less' or 'more' per trial when the interval excludes 1, else
-    'level'. With a single round: the rows' ratio, no interval and no verdict."""
-    pairs = list(zip(pop.get("ms_rounds", []), alone.get("ms_rounds", [])))
-    if len(pairs) < 2:
+    same time. Returns the geometric mean of the per-round ratios with its 95% interval (the book's
+    paired comparison, `evaluation.stats.paired`, on their logarithms) and the verdict: 'less' or
+    'more' per trial when the interval excludes 1, else 'level'. With a single round: the rows'
+    ratio, no interval and no verdict."""
+    if min(len(pop.get("ms_rounds", [])), len(alone.get("ms_rounds", []))) < 2:
         ratio = pop["ms_per_meta_update"] / pop["members"] / alone["ms_per_meta_update"]
         return {"ratio": ratio, "low": math.nan, "high": math.nan, "verdict": None}
-    logs = [math.log(p / pop["members"] / a) for p, a in pairs]
-    mean = statistics.fmean(logs)
-    half = t_quantile(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-    verdict = "less" if mean + half < 0 else "more" if mean - half > 0 else "level"
-    return {"ratio": math.exp(mean), "low": math.exp(mean - half), "high": math.exp(mean + half), "verdict": verdict}
+    p = paired([math.log(ms / pop["members"]) for ms in pop["ms_rounds"]], [math.log(ms) for ms in alone["ms_rounds"]])
+    return {"ratio": math.exp(p.diff), "low": math.exp(p.low), "high": math.exp(p.high),
+            "verdict": {"holds": "less", "fails": "more", "tie": "level"}[p.verdict]}
 
 
 def format_table(rows: list[dict], where: str) -> str:
