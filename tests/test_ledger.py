@@ -51,7 +51,7 @@ def test_rows_are_computed_from_the_results(tmp_path):
     assert beats.runs == "12" and beats.ours.endswith(f"against ADAM {beats.ours.split('ADAM ')[1]}")
     assert beats.difference.startswith("−0.0") and "[" in beats.difference
     assert "holds in 2, tie in 0, fails in 1 of 3" in rows[4].ours and rows[4].runs == "3 × 12"
-    assert "| 3 × 12 test runs |" in ledger.table(rows[4:5])
+    assert "| 3 × 12 test runs; holds for 0 of 1 trained optimizer |" in ledger.table(rows[4:5])  # not in every one
     assert rows[5].note == "unpaired" and rows[5].difference == "–"
     text = ledger.table(rows)
     assert text.count("\n") == len(rows) + 1 and "sweep ({doc}`02_mnist`)" in text
@@ -237,3 +237,20 @@ def test_a_seed_of_one_recipe_meets_the_same_seed_of_a_learned_opponent(tmp_path
     (row,) = ledger.ledger([Claim("NTM below LSTM", "–", "06_ntm_bfgs", "sharing", 100, learned="NTM",
                                   against=("LSTM",))], tmp_path)
     assert row.trained == "1 of 2"  # without the LSTM's seed 1, against the LSTM itself
+
+
+def test_a_sweep_counts_each_training_and_those_it_holds_for_in_every_architecture(tmp_path):
+    """Fig. 6 with three trainings: each is judged in every file; "k of n" counts those below in all."""
+    curves = _fixture(tmp_path)  # LSTM below ADAM and SGD; LSTM seed 1 behind
+    (tmp_path / "seeds").mkdir()
+    for k in range(2):
+        losses = torch.linspace(1, 2, 12)[:, None] * torch.exp(-torch.arange(101.0) / 30) * (0.5 if k else 3.0)
+        save({**curves, "LSTM seed 2": Curve.of("LSTM seed 2", losses)},
+             tmp_path / "seeds" / f"{k}.json", trained=["LSTM", "LSTM seed 1", "LSTM seed 2"], runs=12)
+    row = ledger.evaluate(Claim("seeds", "–", "02_mnist", "seeds/*", 100), tmp_path)
+    assert row.verdict == "holds" and row.trained == "1 of 3"
+    assert row.ours == ("holds in 2, tie in 0, fails in 0 of 2 architectures; LSTM seed 1: holds in 0, tie in 0, "
+                        "fails in 2; LSTM seed 2: holds in 1, tie in 0, fails in 1")
+    # a claim about another recipe in the same files counts that recipe's trainings alone
+    seed2 = ledger.evaluate(Claim("seed 2", "–", "02_mnist", "seeds/*", 100, learned="LSTM seed 2"), tmp_path)
+    assert seed2.verdict == "partly" and seed2.trained == "0 of 1"

@@ -223,3 +223,30 @@ def test_a_caption_says_which_means_leave_an_axis_the_chapter_cut():
     assert band_note(a) == "The loss axis stops at 3; L-BFGS's mean leaves it (up to 40)."  # the finite peak
     assert band_note(a, b) == "In the panel “left”, the loss axis stops at 3; L-BFGS's mean leaves it (up to 40)."
     plt.close(fig)
+
+
+def test_the_architectures_figure_draws_a_line_per_depth_per_panel_rings_the_trained_network_and_marks_seeds():
+    import matplotlib.pyplot as plt
+    import torch
+
+    from l2l.book.plotting import plot_architectures
+
+    def curve(label, level, lr=None):
+        return Curve.of(label, torch.full((4, 101), level) + 0.1 * torch.rand(4, 101), lr=lr)
+
+    sweep = {(layers, hidden): {"LSTM": curve("LSTM", hidden / 100 * layers),
+                                "LSTM seed 1": curve("LSTM seed 1", 0.3), "LSTM seed 2": curve("LSTM seed 2", 0.4),
+                                "ADAM": curve("ADAM", 1.0, 0.1)}
+             for layers in (1, 2) for hidden in (10, 20, 30)}
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    plot_architectures(sweep, axes, ["LSTM", "ADAM"], others=("LSTM seed 1", "LSTM seed 2"))
+    assert [ax.get_title() for ax in axes] == ["LSTM", "ADAM"]
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert legend == ["1 hidden layer", "2 hidden layers", "seeds 1 and 2 (no bars)", "trained on"]
+    ring = next(line for line in axes[0].get_lines() if line.get_label() == "trained on")
+    assert list(ring.get_xdata()) == [20] and ring.get_ydata()[0] == sweep[1, 20]["LSTM"].mean[100]
+    seeds = [line for line in axes[0].get_lines() if line.get_linestyle() == ":"]
+    assert len(seeds) == 4 and all(line.get_markerfacecolor() == "none" for line in seeds)  # 2 seeds × 2 depths
+    assert list(seeds[1].get_xdata()) == [10, 20, 30] and np.allclose(seeds[1].get_ydata(), sweep[2, 10]["LSTM seed 1"].mean[100], atol=0.1)
+    assert not [line for line in axes[1].get_lines() if line.get_linestyle() == ":"]  # seeds only beside the LSTM
+    plt.close("all")

@@ -358,3 +358,29 @@ def test_trainings_total_adds_every_training_and_counts_those_on_a_gpu():
            {"wall_time": 1800.0, "hardware": "NVIDIA H100 80GB HBM3"}]
     assert trainings_total(cks) == "3 trainings, 3.0 hours in all (wall time; 2 of them partly on a GPU)"
     assert trainings_total(cks[:1]) == "1 training, 1.0 hours in all (wall time)"
+
+
+def test_the_architectures_table_gives_each_training_s_paired_verdict_per_network_and_counts_them():
+    """Fig. 6 as a table: one row per network, each trained optimizer's mean ± interval at step 100
+    with its verdict against both baselines beside it (paired: the same runs), then the counts."""
+    import torch
+
+    from l2l.book.report import architectures_table
+
+    hard = torch.linspace(1, 2, 8)[:, None] * torch.exp(-torch.arange(101.0) / 30)  # 8 shared test functions
+    wobble = 1 + 0.01 * torch.randn(8, 101, generator=torch.Generator().manual_seed(0))
+    network = lambda lstm, seed1: {"LSTM": Curve.of("LSTM", hard * lstm * wobble),
+                                   "LSTM seed 1": Curve.of("LSTM seed 1", hard * seed1 * wobble.flip(0)),
+                                   "ADAM": Curve.of("ADAM", hard, lr=0.03), "NAG": Curve.of("NAG", hard * 1.2, lr=0.5)}
+    sweep = {(1, 20): network(0.5, 1.5), (2, 20): network(0.8, 0.9)}
+    text = architectures_table(sweep, ["LSTM", "LSTM seed 1"])
+    lines = text.splitlines()
+    assert lines[0] == "| layers | hidden | LSTM | LSTM seed 1 | ADAM | NAG |"
+    assert lines[2].startswith("| 1 | 20 | ") and lines[2].split("|")[3].strip().endswith(" holds")
+    assert lines[2].split("|")[4].strip().endswith(" fails")  # 1.5× ADAM
+    assert lines[3].split("|")[4].strip().endswith(" holds")
+    adam = hard[:, 100].mean().item()
+    assert lines[2].split("|")[5].strip().startswith(f"{adam:.3f} ± ")
+    assert ("of 2 networks: LSTM holds in 2, is a tie in 0 and fails in 0; LSTM seed 1 holds in 1, is a tie in 0 "
+            "and fails in 1.") in text
+    assert "Below ADAM and NAG, both tuned per network, at step 100 (paired 95% intervals over the same 8 test runs)" in text

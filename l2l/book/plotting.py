@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatterSciNotation
 
+from l2l.book.report import listed
 from l2l.evaluation import Curve
 
 COLORS = {  # every label a chapter plots; no two share a color (tests/test_plotting.py checks it)
@@ -212,6 +213,42 @@ def plot_sweep(result: dict, ax=None, reference: tuple[str, list] | None = None)
     _validation_axes(ax)
     ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return ax
+
+
+def plot_architectures(sweep: dict[tuple[int, int], dict[str, Curve]], axes, panels: list[str],
+                       others: tuple[str, ...] = (), step: int = 100, trained_on: tuple[int, int] = (1, 20)):
+    """The paper's Fig. 6: loss at `step` against units per hidden layer, from `sweep` ((hidden
+    layers, units) → curves), one panel of `axes` per label of `panels`, a line per depth (one
+    layer: circles, solid; two: squares, dashed) with 95% intervals. The first panel rings the
+    network the learned optimizer trained on (`trained_on`: layers, units) and marks `others`
+    (other trainings of its recipe, e.g. its other seeds) hollow and thin, without intervals: how
+    far trainings spread."""
+    widths, depths = sorted({h for _, h in sweep}), sorted({d for d, _ in sweep})
+    at = lambda label, layers: np.array([sweep[layers, h][label].mean[step] for h in widths])
+    for ax, label in zip(axes, panels):
+        for layers, style in zip(depths, ("o-", "s--")):
+            half = [sweep[layers, h][label].ci95[step] for h in widths]
+            ax.errorbar(widths, at(label, layers), yerr=half, fmt=style, color=color(label), capsize=3,
+                        label=f"{layers} hidden layer{'s' if layers > 1 else ''}")
+        ax.set_title(label)
+        ax.set_xlabel("hidden units")
+        ax.grid(alpha=0.3)
+    first = axes[0]
+    seeds = [re.search(r" seed (\d+)$", k) for k in others]
+    name = (f"seed{'s' * (len(others) > 1)} " + listed([m[1] for m in seeds]) if all(seeds) else listed(list(others))
+            ) if others else ""
+    for k, label in enumerate(others):
+        for layers, marker in zip(depths, "os"):
+            first.plot(widths, at(label, layers), marker + ":", ms=4, lw=0.8, mfc="none", color=color(panels[0]),
+                       label=f"{name} (no bars)" if k == 0 and layers == depths[0] else "_other")
+    if trained_on in sweep:
+        first.plot([trained_on[1]], [sweep[trained_on][panels[0]].mean[step]], "o", ms=14, mfc="none", mec="k",
+                   label="trained on")
+    first.set_ylabel(f"loss at step {step}")
+    handles, labels = first.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: "hidden layer" not in labels[i])  # the depths first
+    first.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, fontsize="small")
+    return axes
 
 
 def plot_search_rates(tables: dict[str, dict], ax=None):

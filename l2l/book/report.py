@@ -190,6 +190,36 @@ def seeds_tables(curves: dict[str, Curve], trained: list[str], steps, costs: dic
     return "\n\n".join(seeds_table(curves, trained, step=s, costs=costs if s == steps[-1] else None) for s in steps)
 
 
+def architectures_table(sweep: dict[tuple[int, int], dict[str, Curve]], trained: list[str],
+                        against: tuple[str, ...] = ("ADAM", "NAG"), step: int = 100) -> str:
+    """An architecture sweep (the paper's Fig. 6) as Markdown: `sweep` maps (hidden layers, units per
+    layer) to that network's curves, all on the same test runs. A row per network gives each trained
+    optimizer's mean loss at `step` ± its 95% interval with its verdict on "below every one of
+    `against`" (paired, run by run: the ledger's), then the baselines'; the sentence under it counts,
+    for each trained optimizer, the networks where that holds, ties and fails."""
+    lines = ["| layers | hidden | " + " | ".join([*trained, *against]) + " |",
+             "| ---: | ---: | " + " | ".join([":---:"] * len(trained) + ["---:"] * len(against)) + " |"]
+    verdicts = {label: [] for label in trained}
+    for (layers, hidden), curves in sweep.items():
+        cells = []
+        for label in trained:
+            mine = {label: curves[label], **{k: curves[k] for k in against}}
+            verdicts[label].append(beats_all(p.verdict for p in versus(mine, label, step).values()))
+            cells.append(f"{_mean_text(curves[label], step)} {verdicts[label][-1]}")
+        lines.append(f"| {layers} | {hidden} | " + " | ".join(cells + [_mean_text(curves[k], step) for k in against]) + " |")
+    runs = {c.runs for curves in sweep.values() for c in curves.values()}
+    n = "/".join(map(str, sorted(runs)))
+    counts = [f"{label} holds in {v.count('holds')}, is a tie in {v.count('tie')} and fails in {v.count('fails')}"
+              for label, v in verdicts.items()]
+    return ("\n".join(lines) + f"\n\nBelow {listed(list(against))}, both tuned per network, at step {step} "
+            f"(paired 95% intervals over the same {n} test runs), of {len(sweep)} networks: {'; '.join(counts)}. "
+            f"With {n} runs a tie says the runs cannot tell the optimizers apart, not that they are level.")
+
+
+def _mean_text(curve: Curve, step: int) -> str:
+    return f"{loss_text(curve.mean[step])} ± {loss_text(curve.ci95[step])}"
+
+
 def sweep_table(result: dict, reference: tuple[str, float] | None = None, chance: float | None = None) -> str:
     """A sweep's table (`l2l.training.sweep`) as Markdown: each trial's meta-learning rate, epochs
     trained, best validation loss and where, its last validation (far above its best: a trial
