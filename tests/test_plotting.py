@@ -241,7 +241,7 @@ def test_the_architectures_figure_draws_a_line_per_depth_per_panel_rings_the_tra
     fig, axes = plt.subplots(1, 2, sharey=True)
     plot_architectures(sweep, axes, ["LSTM", "ADAM"], others=("LSTM seed 1", "LSTM seed 2"))
     assert [ax.get_title() for ax in axes] == ["LSTM", "ADAM"]
-    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["1 hidden layer", "2 hidden layers", "seeds 1 and 2 (no bars)", "trained on"]
     ring = next(line for line in axes[0].get_lines() if line.get_label() == "trained on")
     assert list(ring.get_xdata()) == [20] and ring.get_ydata()[0] == sweep[1, 20]["LSTM"].mean[100]

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatterSciNotation
 
+from l2l.book.presets import seed_suffix
 from l2l.book.report import listed
 from l2l.evaluation import Curve
 
@@ -222,7 +223,7 @@ def plot_architectures(sweep: dict[tuple[int, int], dict[str, Curve]], axes, pan
     layer: circles, solid; two: squares, dashed) with 95% intervals. The first panel rings the
     network the learned optimizer trained on (`trained_on`: layers, units) and marks `others`
     (other trainings of its recipe, e.g. its other seeds) hollow and thin, without intervals: how
-    far trainings spread."""
+    far trainings spread. One legend for all, under the panels."""
     widths, depths = sorted({h for _, h in sweep}), sorted({d for d, _ in sweep})
     at = lambda label, layers: np.array([sweep[layers, h][label].mean[step] for h in widths])
     for ax, label in zip(axes, panels):
@@ -234,9 +235,8 @@ def plot_architectures(sweep: dict[tuple[int, int], dict[str, Curve]], axes, pan
         ax.set_xlabel("hidden units")
         ax.grid(alpha=0.3)
     first = axes[0]
-    seeds = [re.search(r" seed (\d+)$", k) for k in others]
-    name = (f"seed{'s' * (len(others) > 1)} " + listed([m[1] for m in seeds]) if all(seeds) else listed(list(others))
-            ) if others else ""
+    seeds = [seed_suffix(k).removeprefix(" seed ") for k in others]  # "LSTM seed 1" → "1"
+    name = (f"seed{'s' * (len(others) > 1)} " + listed(seeds) if all(seeds) else listed(list(others))) if others else ""
     for k, label in enumerate(others):
         for layers, marker in zip(depths, "os"):
             first.plot(widths, at(label, layers), marker + ":", ms=4, lw=0.8, mfc="none", color=color(panels[0]),
@@ -247,7 +247,8 @@ def plot_architectures(sweep: dict[tuple[int, int], dict[str, Curve]], axes, pan
     first.set_ylabel(f"loss at step {step}")
     handles, labels = first.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: "hidden layer" not in labels[i])  # the depths first
-    first.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, fontsize="small")
+    first.figure.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, fontsize="small",
+                        loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(order))  # under the panels, clear of the data
     return axes
 
 
