@@ -383,4 +383,4 @@ def test_the_architectures_table_gives_each_training_s_paired_verdict_per_networ
     assert lines[2].split("|")[5].strip().startswith(f"{adam:.3f} ± ")
     assert ("of 2 networks: LSTM holds in 2, is a tie in 0 and fails in 0; LSTM seed 1 holds in 1, is a tie in 0 "
             "and fails in 1.") in text
-    assert "Below ADAM and NAG, both tuned per network, at step 100 (paired 95% intervals over the same 8 test runs)" in text
+    assert "Below ADAM and NAG, each tuned per network, at step 100 (paired 95% intervals over the same 8 test runs)" in text

@@ -397,6 +397,9 @@ def test_other_seeds_leave_out_unfinished_trainings_at_book_scale(tmp_path):
     assert "--seed 1" in lines[0] and lines[1].startswith("seed 2: not trained")
     found, _, _ = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3)
     assert list(found) == ["LSTM-10k seed 1"]
+    _, _, best = presets.other_seeds("quadratic:dim=3", "smoke", (1,), tmp_path, label="LSTM-10k", epochs=3,
+                                     describe=lambda ck, recipe: f"{ck['epoch']} of {recipe.epochs}")
+    assert best == {"LSTM-10k seed 1": "3 of 3"}  # a chapter's own line for each seed's checkpoint
     assert presets.recipe_path(presets.train_config("quadratic:dim=3", "smoke", seed=1, epochs=3), "smoke",
                                tmp_path).exists()
 

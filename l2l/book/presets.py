@@ -248,14 +248,14 @@ def trained(config: TrainConfig, path: str | Path, scale: str, device="cpu", ret
 
 def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, device="cpu",
                 retrain: bool = False, compile: bool = False, label: str = "LSTM", partial: bool = False,
-                **overrides) -> tuple[dict, list[str], dict]:
+                describe=spent, **overrides) -> tuple[dict, list[str], dict]:
     """The chapter's recipe (with `overrides` of its fields) trained with other seeds, for the
     variance across meta-training: ({"<label> seed k": optimizer}, [a line per seed left out],
-    {"<label> seed k": what its meta-training took so far, `report.spent`, for each with a
-    checkpoint}). At book scale without `retrain`, a seed whose checkpoint is missing or unfinished
-    is left out rather than trained inside a chapter (MNIST takes about an hour): `trained`. With
-    `partial` an unfinished seed is shown with its best weights so far, and its line says how far
-    it got."""
+    {"<label> seed k": `describe(checkpoint, recipe)`, by default what its meta-training took so
+    far, `report.spent`, for each with a checkpoint}). At book scale without `retrain`, a seed whose
+    checkpoint is missing or unfinished is left out rather than trained inside a chapter (MNIST
+    takes about an hour): `trained`. With `partial` an unfinished seed is shown with its best
+    weights so far, and its line says how far it got."""
     found, lines, costs = {}, [], {}
     for k, recipe, path in _seeded(spec, scale, seeds, folder, **overrides):
         opt, ck, line = trained(recipe, path, scale, device, retrain, compile, partial=partial,
@@ -263,7 +263,7 @@ def other_seeds(spec: str, scale: str, seeds, folder: str | Path | None = None, 
         if opt is not None:
             found[seed_label(label, k)] = opt
         if ck is not None:
-            costs[seed_label(label, k)] = spent(ck, recipe)
+            costs[seed_label(label, k)] = describe(ck, recipe)
         if line:
             lines.append(f"seed {k}: " + (f"shown with its best weights after {line}" if opt is not None else line))
     return found, lines, costs

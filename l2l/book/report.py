@@ -211,7 +211,7 @@ def architectures_table(sweep: dict[tuple[int, int], dict[str, Curve]], trained:
     n = "/".join(map(str, sorted(runs)))
     counts = [f"{label} holds in {v.count('holds')}, is a tie in {v.count('tie')} and fails in {v.count('fails')}"
               for label, v in verdicts.items()]
-    return ("\n".join(lines) + f"\n\nBelow {listed(list(against))}, both tuned per network, at step {step} "
+    return ("\n".join(lines) + f"\n\nBelow {listed(list(against))}, each tuned per network, at step {step} "
             f"(paired 95% intervals over the same {n} test runs), of {len(sweep)} networks: {'; '.join(counts)}. "
             f"With {n} runs a tie says the runs cannot tell the optimizers apart, not that they are level.")
 
