@@ -7,6 +7,7 @@ large, so only what is asked for is kept.
 * `replay`: the updates an optimizer would propose along another optimizer's gradient history;
 * `update_profile`: how much of an update is a shift shared by all coordinates;
 * `memory_drift`: how far an NTM-(L-)BFGS memory moves from M_0 = I;
+* `saturation`: how many of an MNIST network's sigmoid units an optimizer drives to 0 or 1;
 * `step_cost`: milliseconds per step and bytes of state.
 """
 
@@ -20,6 +21,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from l2l.errors import UserError
 from l2l.loop import optimize
 from l2l.optimizers.sharing import SharingOptimizer, memory_read
 from l2l.problems import Task
@@ -111,6 +113,23 @@ def memory_drift(opt: SharingOptimizer, task: Task, steps: int) -> Tensor:
     eye = torch.eye(n, dtype=theta.dtype, device=theta.device).expand(R, n, n)
     change = memory_read(memory, eye) - eye  # M − I, read column by column
     return change.flatten(1).norm(dim=1) / math.sqrt(n)
+
+
+@torch.no_grad()
+def saturation(problem, opt, task: Task, at: tuple[int, ...], images: Tensor, margin: float = 0.01) -> dict[int, float]:
+    """{step: share of saturated hidden units} of an MNIST sigmoid network (`problem`) along `opt`'s
+    runs of `task`: at each step in `at`, the share of the hidden activations, over every run, unit
+    and probe image (`images` [B, 784]), within `margin` of 0 or 1, where a sigmoid's gradient is at
+    most `margin`. A step shared by every weight drives the units there: each input weight moves by
+    the same amount, so a unit's input moves by that amount times the image's summed pixels."""
+    if getattr(problem, "activation", None) != "sigmoid":
+        raise UserError(f"saturation measures sigmoid units: {problem!r} has none")
+    shares = {}
+    for t, point in enumerate(optimize(task, opt, max(at))):
+        if t in at:
+            hidden = problem.layer_outputs(point.theta, images.expand(task.runs, *images.shape))[:-1]
+            shares[t] = torch.cat([((h < margin) | (h > 1 - margin)).flatten() for h in hidden]).float().mean().item()
+    return shares
 
 
 @torch.no_grad()

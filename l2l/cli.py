@@ -97,7 +97,7 @@ def _recipe(args):
     """The training recipe the options describe: the scale's preset with every option applied."""
     from dataclasses import replace
 
-    from l2l.book.presets import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, train_config
+    from l2l.book.presets import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, SHARING_OPTIONS, train_config
     from l2l.optimizers import SharingConfig
 
     given = vars(args)  # recipe options are absent unless given (`none` is a value: no clipping, say)
@@ -105,8 +105,9 @@ def _recipe(args):
     architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if architecture:
         config = replace(config, optimizer=replace(config.optimizer, **architecture))
-    if given.get("gac") or given.get("memory", "none") != "none":  # --memory alone: SharingConfig's two cells
-        sharing = {k: given[k] for k in ("gac", "memory") if k in given}
+    # --memory (or a head bias) alone: SharingConfig's two averaging cells
+    if given.get("gac") or given.get("memory", "none") != "none" or {"read_bias", "update_bias"} & set(given):
+        sharing = {k: given[k] for k in SHARING_OPTIONS if k in given}
         config = replace(config, optimizer=SharingConfig(config.optimizer, **sharing))
     return config
 
@@ -369,6 +370,10 @@ def _recipe_options(t):
                       "problem's; cifar has 2, --groups 1 shares one LSTM)")
     arch.add_argument("--gac", type=int, help="global averaging cells per LSTM layer (information sharing; 2 when only --memory is given)")
     arch.add_argument("--memory", choices=("none", "bfgs", "lbfgs"), help="NTM-BFGS memory: full matrix or window")
+    arch.add_argument("--read-bias", choices=("random", "zero"), help="where the memory's read keys' biases start "
+                      "(default random, nn.Linear's draw; zero: no step shared by every coordinate at first)")
+    arch.add_argument("--update-bias", choices=("random", "zero"), help="where the bias of LSTM+GAC's or "
+                      "NTM-BFGS's update channel starts (default random; zero: likewise)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -265,3 +265,12 @@ def test_the_sharing_options_build_what_the_optimizers_own_defaults_say():
     assert isinstance(recipe("--gac", "0"), LSTMConfig) and isinstance(recipe(), LSTMConfig)
     assert recipe("--gac", "2") == SharingConfig(recipe(), gac=2)
     assert recipe("--gac", "0", "--memory", "lbfgs").gac == 0
+    assert recipe("--memory", "lbfgs", "--read-bias", "zero") == SharingConfig(recipe(), gac=2, memory="lbfgs",
+                                                                              read_bias="zero")
+    with pytest.raises(ValueError, match="read_bias"):
+        recipe("--read-bias", "zero")  # no memory: no read keys to start anywhere
+    assert recipe("--memory", "lbfgs", "--read-bias", "zero", "--update-bias", "zero").update_bias == "zero"
+    # the book prints the command that makes it, and names its checkpoint after the option
+    from l2l.book.presets import command, recipe_path
+    config = _recipe(parser().parse_args(["train", "--problem", "quadratic", "--memory", "lbfgs", "--read-bias", "zero"]))
+    assert "--memory lbfgs --read-bias zero" in command(config) and recipe_path(config).name.endswith("readbiaszero.pt")

@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from l2l.analysis import memory_drift, update_profile
+from l2l.analysis import memory_drift, saturation, update_profile
 from l2l.loop import run
-from l2l.optimizers import SGD, LSTMConfig, QuasiNewton, SharingConfig, SharingOptimizer, make_optimizer
+from l2l.optimizers import (SGD, LSTMConfig, QuasiNewton, SharingConfig, SharingOptimizer, config_from_dict,
+                            config_to_dict, describe, make_optimizer)
 from l2l.optimizers.sharing import bfgs_write, memory_bfgs, memory_init, memory_read, memory_write
 from l2l.problems import derive_seed, make_problem
 from l2l.training import TrainConfig, meta_train, optimizer_from
@@ -180,6 +181,69 @@ def test_update_profile_separates_shared_and_coordinate_specific_parts():
             return lambda grad, state: (torch.ones_like(grad), state)
 
     assert update_profile(Shift(), task, 3) == (1.0, 0.0)
+
+
+def test_the_head_can_start_without_a_shared_step():
+    """With M_0 = I an untrained read returns its key, so nn.Linear's random bias on the read key is a
+    step shared by every coordinate, as the update channel's is; read_bias='zero' and update_bias='zero'
+    start those biases at zero (as the write heads'), change nothing else, and are stored only where
+    they are set (older tables and test curves' fingerprints stay)."""
+    zero = dataclasses.replace(NTM_L, read_bias="zero")
+    drawn, zeroed = SharingOptimizer(NTM_L, seed=2), SharingOptimizer(zero, seed=2)
+    assert drawn.head.bias[1] != 0 and zeroed.head.bias[1] == 0
+    torch.testing.assert_close(zeroed.head.bias[[0, *range(2, len(zeroed.head.bias))]],
+                               drawn.head.bias[[0, *range(2, len(drawn.head.bias))]])
+    torch.testing.assert_close(zeroed.head.weight, drawn.head.weight)
+    # the first read is the key itself: its mean over coordinates is its bias plus the weights' part
+    theta, grad = torch.zeros(1, 6), torch.linspace(-1, 1, 6)[None]
+    with torch.no_grad():
+        reads = [opt.step(grad, opt.init(theta))[1][1] for opt in (drawn, zeroed)]
+    torch.testing.assert_close(reads[0] - reads[1], drawn.head.bias[1].detach().expand(1, 6))
+    assert "read_bias" not in config_to_dict(NTM_L) and config_to_dict(zero)["read_bias"] == "zero"
+    assert config_from_dict(config_to_dict(zero)) == zero and describe(NTM_L) == describe(dataclasses.replace(
+        NTM_L, read_bias="random"))
+    with pytest.raises(ValueError, match="read_bias"):
+        dataclasses.replace(GAC, read_bias="zero")  # no memory, no read keys
+    with pytest.raises(ValueError, match="read_bias"):
+        dataclasses.replace(NTM, read_bias="small")
+    # the update channel's bias likewise; with both at zero an untrained step's mean over coordinates
+    # is the weights' part alone: the random biases' sum less
+    both = dataclasses.replace(zero, update_bias="zero")
+    unbiased = SharingOptimizer(both, seed=2)
+    assert unbiased.head.bias[0] == 0 and unbiased.head.bias[1] == 0 and drawn.head.bias[0] != 0
+    torch.testing.assert_close(unbiased.head.bias[2:], drawn.head.bias[2:])
+    with torch.no_grad():
+        steps = [opt.step(grad, opt.init(theta))[0] for opt in (drawn, unbiased)]
+    torch.testing.assert_close(steps[0] - steps[1], NTM_L.lstm.output_scale * drawn.head.bias[:2].sum().detach().expand(1, 6))
+    assert config_from_dict(config_to_dict(both)) == both
+    with pytest.raises(ValueError, match="update_bias"):
+        dataclasses.replace(GAC, update_bias="none")
+
+
+def test_saturation_counts_sigmoid_units_a_shared_step_drives_to_zero_or_one():
+    """Hand-worked on two hidden layers of 3 units: θ_0 = 0 and a step of +1 for every coordinate put
+    every weight and bias at t after t steps. The first layer's input is t·(1 + the image's summed
+    pixels): t on a blank image, 2t on one with a single lit pixel; the second's is t·(1 + Σ of the
+    3 units below). σ(z) is within 0.01 of 1 from z = ln 99 ≈ 4.6. Step 0: every unit at σ(0) = 0.5;
+    step 1: inputs 1, 2, then 3.2, 3.6: none; step 2: 2, 4 (none), then 7.3, 7.9: half; step 3:
+    3 (not), 6, then 11.6, 11.8: 9 of 12; step 5: all."""
+    problem = make_problem("mnist:hidden=3,layers=2")
+    task = dataclasses.replace(problem.sample(2, seed=0), theta=torch.zeros(2, problem.size))
+    images = torch.zeros(2, 784)
+    images[1, 400] = 1.0
+
+    class Shift:  # the same update for every coordinate
+        def init(self, theta, groups=None):
+            return ()
+
+        def bind(self):
+            return lambda grad, state: (torch.ones_like(grad), state)
+
+    assert saturation(problem, Shift(), task, (0, 1, 2, 3, 5), images) == {0: 0.0, 1: 0.0, 2: 0.5, 3: 0.75, 5: 1.0}
+    batch = images[None].expand(2, 2, 784)
+    assert torch.equal(problem.layer_outputs(task.theta, batch)[-1], problem.logits(task.theta, batch))
+    with pytest.raises(ValueError, match="sigmoid"):
+        saturation(make_problem("mnist:activation=relu"), Shift(), task, (1,), images)
 
 
 def test_weights_depend_on_seed_only():

@@ -147,7 +147,7 @@ def variant(config: TrainConfig, preset: TrainConfig) -> str:
 RECIPE_OPTIONS = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every",
                   "eval_runs", "patience", "curriculum", "imitation", "teacher_lr")
 ARCHITECTURE_OPTIONS = ("hidden", "layers", "preprocess", "output_scale", "groups")
-SHARING_OPTIONS = ("gac", "memory")
+SHARING_OPTIONS = ("gac", "memory", "read_bias", "update_bias")
 
 
 def command(config: TrainConfig, scale: str = "book", out: str | Path | None = None, compile: bool = True) -> str:

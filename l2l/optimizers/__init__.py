@@ -26,6 +26,9 @@ OptimizerConfig = LSTMConfig | SharingConfig
 
 # A checkpoint stores an architecture as one flat table; sharing fields at these values mean none.
 _NO_SHARING = {"gac": 0, "memory": "none", "read_heads": 1, "write_heads": 3, "window": 10}
+# sharing fields added since, stored only away from their defaults: the tables (and the test curves'
+# fingerprints, `describe`) of every architecture that leaves them alone stay as they were
+_LATER = {"read_bias": "random", "update_bias": "random"}
 
 
 def make_optimizer(config: OptimizerConfig, seed: int = 0, compile: bool = False) -> Learned:
@@ -44,19 +47,20 @@ def config_to_dict(config: OptimizerConfig) -> dict:
     so every checkpoint reads and writes alike."""
     if isinstance(config, SharingConfig):
         sharing = {k: getattr(config, k) for k in _NO_SHARING}
-        return {**dataclasses.asdict(config.lstm), **sharing}
+        later = {k: getattr(config, k) for k, v in _LATER.items() if getattr(config, k) != v}
+        return {**dataclasses.asdict(config.lstm), **sharing, **later}
     return {**dataclasses.asdict(config), **_NO_SHARING}
 
 
 def config_from_dict(table: dict) -> OptimizerConfig:
     """The config a checkpoint's table describes (fields a table lacks take their defaults)."""
     lstm_fields = {f.name for f in dataclasses.fields(LSTMConfig)}
-    unknown = set(table) - lstm_fields - set(_NO_SHARING)
+    unknown = set(table) - lstm_fields - set(_NO_SHARING) - set(_LATER)
     if unknown:
         raise UserError(f"unknown optimizer fields {', '.join(sorted(unknown))}")
     lstm = LSTMConfig(**{k: v for k, v in table.items() if k in lstm_fields})
-    sharing = {**_NO_SHARING, **{k: v for k, v in table.items() if k in _NO_SHARING}}
-    if sharing["gac"] == 0 and sharing["memory"] == "none":
+    sharing = {**_NO_SHARING, **_LATER, **{k: v for k, v in table.items() if k in _NO_SHARING or k in _LATER}}
+    if sharing["gac"] == 0 and sharing["memory"] == "none" and all(sharing[k] == v for k, v in _LATER.items()):
         return lstm
     return SharingConfig(lstm, **sharing)
 

@@ -35,6 +35,10 @@ Choices the paper leaves open, and ours:
   M_0 = I, i_t = r_t at first: the controller starts as a plain LSTM with a second linear output.
 * **Scale of writes.** Coordinate k emits â^k and the write uses a = â / n, so one write moves a
   read by O(1) whatever n is; the write head's weights start at a tenth of nn.Linear's init.
+* **Where the head's biases start.** The write heads' at zero; the read key's and the update
+  channel's at nn.Linear's draw, or at zero (`read_bias`, `update_bias`). With M_0 = I the first
+  reads return their keys, so each random bias is a step shared by every coordinate from the start
+  (chapter 6 measures what it does on MNIST).
 * **GAC placement.** The last `gac` cells of *every* layer (two by default, as the paper's BFGS
   argument needs sᵀy and yᵀHy); their cell states stay per coordinate, only h is averaged.
 
@@ -57,6 +61,7 @@ from l2l.optimizers.lstm import LSTMConfig, gate_weights, initial_weights, input
 from l2l.optimizers.quasi_newton import bfgs_update
 
 MEMORIES = ("none", "bfgs", "lbfgs")
+BIASES = ("random", "zero")  # where a head bias starts: nn.Linear's draw, or zero
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class SharingConfig:
     memory: 'none' (LSTM+GAC), 'bfgs' (the full n×n matrix) or 'lbfgs' (a window of write pairs).
     read_heads, write_heads: of the memory (the paper's BFGS argument needs 1 and 3).
     window: NTM-L-BFGS: how many writes (each `write_heads` pairs) are kept.
+    read_bias, update_bias: where the biases of the read keys and of the update channel o_t start:
+        'random' (nn.Linear's draw) or 'zero' (as the write heads'). With M_0 = I a read returns its
+        key, so either random bias is a step shared by every coordinate from the first step.
     """
 
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
@@ -76,6 +84,8 @@ class SharingConfig:
     read_heads: int = 1
     write_heads: int = 3
     window: int = 10
+    read_bias: str = "random"
+    update_bias: str = "random"
 
     def __post_init__(self):
         if self.gac == 0 and self.memory == "none":
@@ -90,6 +100,11 @@ class SharingConfig:
             raise UserError("a memory needs at least one read head (its result is the update)")
         if self.lstm.groups > 1:
             raise UserError("several LSTMs (groups > 1) and information sharing do not combine")
+        for name in ("read_bias", "update_bias"):
+            if getattr(self, name) not in BIASES:
+                raise UserError(f"{name} must be one of {', '.join(BIASES)}, got {getattr(self, name)!r}")
+        if self.read_bias != "random" and self.memory == "none":
+            raise UserError("read_bias sets the memory's read keys: without a memory there are none")
 
     @property
     def reads(self) -> int:
@@ -255,6 +270,10 @@ class SharingOptimizer(Learned):
             if config.reads:  # gentle writes at first, so M stays near I while the controller learns
                 self.head.weight[1 + config.reads :] *= 0.1
                 self.head.bias[1 + config.reads :] = 0.0
+                if config.read_bias == "zero":  # keys start without a shared part: i_t = r_t has none
+                    self.head.bias[1 : 1 + config.reads] = 0.0
+            if config.update_bias == "zero":  # o_t starts without one either
+                self.head.bias[0] = 0.0
 
     def init(self, theta: Tensor, groups: Tensor | None = None) -> tuple:
         """Zero LSTM states and last read, M_0 = I, for θ [R, n] (reset every run)."""

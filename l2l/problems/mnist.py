@@ -58,12 +58,17 @@ class MNIST(Problem):
 
         With `activation=mix`, `relu_runs` [R] (bool) says which runs use ReLU, the rest sigmoid.
         """
+        return self.layer_outputs(theta, x, relu_runs)[-1]
+
+    def layer_outputs(self, theta: Tensor, x: Tensor, relu_runs: Tensor | None = None) -> list[Tensor]:
+        """Every layer's output, input to logits: each hidden layer's activations [R, B, hidden],
+        then the logits [R, B, 10] (`logits`)."""
         if self.activation == "mix":
             mask = relu_runs[:, None, None]
             act = lambda z: torch.where(mask, torch.relu(z), torch.sigmoid(z))
         else:
             act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[self.activation]
-        offset = 0
+        offset, outputs = 0, []
         for k, (i, o) in enumerate(self.shapes):
             W = theta[:, offset : offset + i * o].view(-1, i, o)  # [R, in, out]
             b = theta[:, offset + i * o : offset + i * o + o]  # [R, out]
@@ -71,7 +76,8 @@ class MNIST(Problem):
             x = torch.baddbmm(b[:, None, :], x, W)  # [R, B, out]
             if k < len(self.shapes) - 1:
                 x = act(x)
-        return x
+            outputs.append(x)
+        return outputs
 
     def sample(self, runs, seed, device="cpu"):
         images, labels = mnist(self.split, device)  # [N, 784] floats in [0, 1], [N]
