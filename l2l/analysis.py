@@ -120,10 +120,11 @@ def saturation(problem, opt, task: Task, at: tuple[int, ...], images: Tensor, ma
     """{step: share of saturated hidden units} of an MNIST sigmoid network (`problem`) along `opt`'s
     runs of `task`: at each step in `at`, the share of the hidden activations, over every run, unit
     and probe image (`images` [B, 784]), within `margin` of 0 or 1, where a sigmoid's gradient is at
-    most `margin`. A step shared by every weight drives the units there: each input weight moves by
-    the same amount, so a unit's input moves by that amount times the image's summed pixels."""
-    if getattr(problem, "activation", None) != "sigmoid":
-        raise UserError(f"saturation measures sigmoid units: {problem!r} has none")
+    most `margin`. A step shared by every weight drives the units there: each input weight and the
+    bias move by the same amount, so a unit's input moves by that amount times (1 + the image's
+    summed pixels)."""
+    if getattr(problem, "activation", None) != "sigmoid" or not getattr(problem, "layers", 0):
+        raise UserError(f"saturation measures the hidden units of an all-sigmoid network, which {problem!r} is not")
     shares = {}
     for t, point in enumerate(optimize(task, opt, max(at))):
         if t in at:

@@ -105,8 +105,10 @@ def _recipe(args):
     architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if architecture:
         config = replace(config, optimizer=replace(config.optimizer, **architecture))
-    # --memory (or a head bias) alone: SharingConfig's two averaging cells
-    if given.get("gac") or given.get("memory", "none") != "none" or {"read_bias", "update_bias"} & set(given):
+    biased = [k for k in ("read_bias", "update_bias") if given.get(k, "random") != "random"]
+    if biased and not (given.get("gac") or given.get("memory", "none") != "none"):
+        raise UserError(f"--{biased[0].replace('_', '-')} sets the head of LSTM+GAC or NTM-BFGS: give --gac or --memory too")
+    if given.get("gac") or given.get("memory", "none") != "none":  # --memory alone: SharingConfig's two cells
         sharing = {k: given[k] for k in SHARING_OPTIONS if k in given}
         config = replace(config, optimizer=SharingConfig(config.optimizer, **sharing))
     return config
@@ -373,7 +375,7 @@ def _recipe_options(t):
     arch.add_argument("--read-bias", choices=("random", "zero"), help="where the memory's read keys' biases start "
                       "(default random, nn.Linear's draw; zero: no step shared by every coordinate at first)")
     arch.add_argument("--update-bias", choices=("random", "zero"), help="where the bias of LSTM+GAC's or "
-                      "NTM-BFGS's update channel starts (default random; zero: likewise)")
+                      "NTM-BFGS's update channel starts (default random; zero: likewise; needs --gac or --memory)")
 
 
 def parser() -> argparse.ArgumentParser:

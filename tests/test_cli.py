@@ -267,8 +267,13 @@ def test_the_sharing_options_build_what_the_optimizers_own_defaults_say():
     assert recipe("--gac", "0", "--memory", "lbfgs").gac == 0
     assert recipe("--memory", "lbfgs", "--read-bias", "zero") == SharingConfig(recipe(), gac=2, memory="lbfgs",
                                                                               read_bias="zero")
-    with pytest.raises(ValueError, match="read_bias"):
+    with pytest.raises(ValueError, match="--read-bias sets the head"):
         recipe("--read-bias", "zero")  # no memory: no read keys to start anywhere
+    with pytest.raises(ValueError, match="--update-bias sets the head"):
+        recipe("--update-bias", "zero")  # would silently add two averaging cells
+    assert isinstance(recipe("--update-bias", "random"), LSTMConfig)  # the default changes nothing
+    with pytest.raises(ValueError, match="read_bias"):
+        recipe("--gac", "2", "--read-bias", "zero")  # averaging cells but no memory: no read keys
     assert recipe("--memory", "lbfgs", "--read-bias", "zero", "--update-bias", "zero").update_bias == "zero"
     # the book prints the command that makes it, and names its checkpoint after the option
     from l2l.book.presets import command, recipe_path

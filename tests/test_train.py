@@ -579,3 +579,12 @@ def test_two_chapters_running_the_search_at_once_both_read_it_finished(tmp_path)
     assert higher["complete"] and higher["range"] == [0.005, 0.03] and higher["seed"] == 1
     assert all(0.005 <= r["meta_lr"] <= 0.03 for r in higher["rows"]) and json.loads(first_path.read_text()) == first
     assert len(list((tmp_path / "checkpoints" / "sweeps").glob("*.pt"))) == 2 * trials
+
+
+def test_a_seed_label_gives_back_its_seed():
+    """`seed_of` reads the seed `seed_label` wrote; a chapter's own training (no suffix) is the default."""
+    from l2l.book.presets import seed_label, seed_of, seed_suffix
+
+    label = seed_label("NTM-L-BFGS, head biases 0", 12)
+    assert seed_suffix(label) == " seed 12" and seed_of(label, 0) == 12
+    assert seed_of("NTM-L-BFGS, head biases 0", 3) == 3 and seed_of("LSTM seed 1 copy", 5) == 5

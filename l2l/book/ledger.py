@@ -259,7 +259,7 @@ SUB_BOTH = "LSTM-sub, both changes"  # LSTM-sub (the last five labels) with both
 LONG_ART = "LSTM, 1,600 epochs"  # the neural-art LSTM's recipe trained for twice its epochs (chapter 5)
 PATIENT = "LSTM, until validation stops"  # the neural-art LSTM trained until validation stopped improving (chapter 5)
 PLATEAU = "LSTM, rate halved at plateaus"  # the neural-art LSTM whose meta-learning rate halves when validation stalls (chapter 5)
-UNBIASED = "NTM-L-BFGS, read bias 0"  # NTM-L-BFGS with its read key's bias started at zero (chapter 6)
+READ_ZERO = "NTM-L-BFGS, read bias 0"  # NTM-L-BFGS with its read key's bias started at zero (chapter 6)
 HEAD_ZERO = "NTM-L-BFGS, head biases 0"  # NTM-L-BFGS with its read key's and update channel's biases at zero (chapter 6)
 
 
@@ -340,7 +340,7 @@ CLAIMS = [
           "(100 epochs) at step 100", NO_BENCHMARK, "06_ntm_bfgs", "mnist-ntm-lbfgs", 100, learned="LSTM+GAC",
           against=("LSTM, 100 epochs",)),
     Claim("MNIST: NTM-L-BFGS with its read key's bias started at zero below the coordinatewise LSTM trained as "
-          "briefly (100 epochs) at step 100", NO_BENCHMARK, "06_ntm_bfgs", "mnist-ntm-lbfgs", 100, learned=UNBIASED,
+          "briefly (100 epochs) at step 100", NO_BENCHMARK, "06_ntm_bfgs", "mnist-ntm-lbfgs", 100, learned=READ_ZERO,
           against=("LSTM, 100 epochs",)),
     Claim("MNIST: NTM-L-BFGS with its read key's and update channel's biases started at zero below the "
           "coordinatewise LSTM trained as briefly (100 epochs) at step 100", NO_BENCHMARK, "06_ntm_bfgs",

@@ -294,6 +294,12 @@ def seed_suffix(label: str) -> str:
     return found.group() if found else ""
 
 
+def seed_of(label: str, default: int) -> int:
+    """The seed k of a `seed_label` ("LSTM seed 1": 1), or `default` (the chapter's) for its own training."""
+    suffix = seed_suffix(label)
+    return int(suffix.split()[-1]) if suffix else default
+
+
 def _seeded(spec: str, scale: str, seeds, folder: str | Path | None = None, **overrides):
     """(seed, the chapter's recipe with that seed and `overrides`, its checkpoint's path) for each seed."""
     for k in seeds:
