@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatterSciNotation
 
-from l2l.book.presets import seed_suffix
+from l2l.book.presets import seed_of
 from l2l.book.report import listed
 from l2l.evaluation import Curve
 
@@ -235,8 +235,9 @@ def plot_architectures(sweep: dict[tuple[int, int], dict[str, Curve]], axes, pan
         ax.set_xlabel("hidden units")
         ax.grid(alpha=0.3)
     first = axes[0]
-    seeds = [seed_suffix(k).removeprefix(" seed ") for k in others]  # "LSTM seed 1" → "1"
-    name = (f"seed{'s' * (len(others) > 1)} " + listed(seeds) if all(seeds) else listed(list(others))) if others else ""
+    seeds = [seed_of(k, None) for k in others]  # "LSTM seed 1" → 1
+    name = (f"seed{'s' * (len(others) > 1)} " + listed([str(k) for k in seeds]) if None not in seeds
+            else listed(list(others))) if others else ""
     for k, label in enumerate(others):
         for layers, marker in zip(depths, "os"):
             first.plot(widths, at(label, layers), marker + ":", ms=4, lw=0.8, mfc="none", color=color(panels[0]),
