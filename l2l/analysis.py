@@ -8,6 +8,7 @@ large, so only what is asked for is kept.
 * `update_profile`: how much of an update is a shift shared by all coordinates;
 * `memory_drift`: how far an NTM-(L-)BFGS memory moves from M_0 = I;
 * `saturation`: how many of an MNIST network's sigmoid units an optimizer drives to 0 or 1;
+* `head_start`: the biases that set a learned optimizer's first, shared step;
 * `step_cost`: milliseconds per step and bytes of state.
 """
 
@@ -131,6 +132,17 @@ def saturation(problem, opt, task: Task, at: tuple[int, ...], images: Tensor, ma
             hidden = problem.layer_outputs(point.theta, images.expand(task.runs, *images.shape))[:-1]
             shares[t] = torch.cat([((h < margin) | (h > 1 - margin)).flatten() for h in hidden]).float().mean().item()
     return shares
+
+
+def head_start(opt) -> tuple[float, float | None, float]:
+    """(bias of the update channel o_t, bias of the first read key r_t or None without a memory,
+    output scale) of a learned optimizer with one head (a plain LSTM, LSTM+GAC, NTM-(L-)BFGS). Untrained, the head puts out little more than its
+    biases, and with M_0 = I the read returns its key, so at the first step every coordinate moves
+    by about output scale × (o + r): a shift shared by all of them."""
+    config = getattr(opt.config, "lstm", opt.config)
+    bias = opt.head.bias
+    reads = getattr(opt.config, "reads", 0)
+    return bias[0].item(), bias[1].item() if reads else None, config.output_scale
 
 
 @torch.no_grad()

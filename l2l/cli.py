@@ -131,14 +131,20 @@ def cmd_train(args):
     from dataclasses import replace
 
     from l2l.book.presets import recipe_path
-    from l2l.training import meta_train, train_population
+    from l2l.training import check_population, meta_train, train_population
+    from l2l.training.meta_train import start_path
 
     config = _recipe(args)
     if args.seeds and ("seed" in vars(args) or args.out):
         raise UserError("--seeds names each seed's checkpoint itself: give it without --seed and --out")
     configs = [replace(config, seed=s) for s in dict.fromkeys(args.seeds)] if args.seeds else [config]
+    if len(configs) > 1:
+        check_population(configs)  # before a line is printed: a population of these cannot train
     # the default file names every change to the scale's recipe, so it never meets another's
     outs = [Path(args.out)] if args.out else [recipe_path(c, args.scale) for c in configs]
+    for c, out in zip(configs, outs):
+        if c.start:
+            start_path(c, out)  # a missing start is an error before anything is printed
     for c, out in zip(configs, outs):
         print(f"training {c}\n-> {out} on {args.device}", file=sys.stderr)
     run = dict(device=args.device, fresh=args.force, progress=not args.no_progress, max_minutes=args.max_minutes,
@@ -360,6 +366,9 @@ def _recipe_options(t):
     recipe.add_argument("--imitation", type=float, help="fraction of epochs that imitate a tuned Adam "
                         "(Chen et al. 2020); needs --teacher-lr")
     recipe.add_argument("--teacher-lr", type=_positive(float), help="the imitated Adam's (tuned) learning rate")
+    recipe.add_argument("--start", help="a checkpoint in the output's folder (a sweep's: checkpoints/sweeps/), "
+                        "by its file name without .pt (e.g. mnist): start from its best weights, instead of the seed's draw, with a fresh "
+                        "meta-optimizer and schedule; they stay the best unless training improves on them")
     arch = t.add_argument_group("the learned optimizer (default: the problem's)",
                                 argument_default=argparse.SUPPRESS)
     arch.add_argument("--hidden", type=_positive(int), help="units per LSTM layer (paper: 20)")

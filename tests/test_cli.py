@@ -167,6 +167,28 @@ def test_train_seeds_trains_the_recipe_once_per_seed_each_into_its_own_file(tmp_
     assert capsys.readouterr().out.count("epoch 2/2 (done)") == 2
     _fails(capsys, argv + ["--seeds", "1,2", "--seed", "3"], "give it without --seed and --out")
     _fails(capsys, argv + ["--seeds", "1,2", "--out", str(tmp_path / "x.pt")], "give it without --seed and --out")
+    for arch in (["--gac", "2"], ["--groups", "2"]):  # refused before a trial is announced or a file made
+        with pytest.raises(SystemExit):
+            main(argv + ["--seeds", "3,4", *arch])
+        err = capsys.readouterr().err
+        assert "train other architectures one trial at a time (train: --seed; sweep: --population 1)" in err and "training" not in err, err
+    assert len(list(folder.glob("*seed[34]*"))) == 0
+
+
+def test_train_start_begins_at_another_checkpoint_beside_it(tmp_path, capsys, monkeypatch):
+    from l2l.training import load_checkpoint
+
+    monkeypatch.setenv("L2L_DATA", str(tmp_path))
+    argv = ["train", "--problem", "quadratic:dim=3", "--scale", "smoke", "--epochs", "2", "--eval-every", "1",
+            "--no-progress"]
+    main(argv)
+    first = "quadratic-dim3-epochs2-evalevery1-smoke"
+    main(argv + ["--steps", "40", "--start", first])
+    folder = tmp_path / "checkpoints"
+    ck = load_checkpoint(folder / f"quadratic-dim3-steps40-epochs2-evalevery1-start{first}-smoke.pt")
+    assert ck["started_from"]["file"] == f"{first}.pt" and ck["config"]["start"] == first
+    _fails(capsys, argv + ["--start", "elsewhere"], "elsewhere.pt not found")
+    _fails(capsys, argv + ["--start", f"{first}.pt"], "without .pt")
 
 
 def test_cache_lists_what_executing_the_chapters_would_compute_again(tmp_path, monkeypatch, capsys):

@@ -197,6 +197,9 @@ def test_a_claim_counts_baselines_retuned_for_its_step_on_the_same_runs(tmp_path
     absent = ledger.evaluate(Claim("beats a rival not tested here", "–", "01_quadratics", "good", 100,
                                    against=("ADAM", "LSTM, 100 epochs")), tmp_path)
     assert absent.verdict == "no results" and absent.note == "LSTM, 100 epochs not in good"
+    new = ledger.evaluate(Claim("a model its chapter has not tested yet", "–", "06_ntm_bfgs", "good", 100,
+                                learned="NTM-BFGS, head biases 0", against=("ADAM",)), tmp_path)
+    assert new.verdict == "no results" and new.note == "NTM-BFGS, head biases 0 not in good"
     early = tmp_path / "early.json"  # a retraining run has remade good.json but not early.json yet
     os.utime(early, (early.stat().st_mtime - 10,) * 2)
     with pytest.MonkeyPatch.context() as mp:

@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import needs_mnist
 from l2l.errors import UserError
-from l2l.optimizers import LSTMConfig, LSTMOptimizer
+from l2l.optimizers import LSTMConfig, LSTMOptimizer, SharingConfig
 from l2l.optimizers.population import Population
 from l2l.problems import make_problem, stack_tasks
 from l2l.training import TrainConfig, draw_trials, load_checkpoint, meta_train, sweep, trial_path, unroll
@@ -142,6 +142,17 @@ def test_a_plateau_trial_halves_its_rate_in_a_population_as_alone(tmp_path):
     assert any("halved_to" in h and h.get("population") == 2 for h in together[0]["history"])  # beside the other
 
 
+def test_a_started_trial_begins_at_its_start_in_a_population_as_alone(tmp_path):
+    """`start` loads the other checkpoint's best weights into the member itself, so a population
+    trains from them as the trial alone does."""
+    meta_train(SMALL, tmp_path / "first.pt", progress=False)
+    started = dataclasses.replace(SMALL, seed=1, start="first")
+    alone = meta_train(started, tmp_path / "alone.pt", progress=False)
+    together = train_population([started, SMALL], [tmp_path / "p0.pt", tmp_path / "p1.pt"], progress=False)
+    _same_checkpoint(alone, together[0])
+    assert together[0]["started_from"] == alone["started_from"] and "started_from" not in together[1]
+
+
 def test_a_diverging_member_is_skipped_alone(tmp_path):
     """A member whose numbers are not finite (here its φ was poisoned with a NaN after one epoch)
     is skipped in every epoch, as alone, and leaves the others' numbers untouched."""
@@ -174,6 +185,9 @@ def test_population_on_mnist_steps_as_each_member_alone():
 def test_populations_refuse_what_they_cannot_batch():
     with pytest.raises(UserError, match="share"):
         check_population([SMALL, dataclasses.replace(SMALL, unroll=10)])
+    for other in (SharingConfig(SMALL.optimizer, gac=2), dataclasses.replace(SMALL.optimizer, groups=2)):
+        with pytest.raises(UserError, match="plain coordinatewise LSTMs"):
+            check_population([dataclasses.replace(SMALL, optimizer=other)] * 2)
     with pytest.raises(UserError, match="architecture"):
         Population([LSTMOptimizer(LSTMConfig()), LSTMOptimizer(LSTMConfig(hidden=10))])
     with pytest.raises(UserError, match="distinct"):

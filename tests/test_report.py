@@ -178,6 +178,7 @@ def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint(tmp_path):
                ("book", train_config("cifar", optimizer=LSTMConfig(preprocess=10.0, output_scale=(0.01, 0.1), groups=2))),
                ("book", train_config("quadratic", optimizer=SharingConfig(LSTMConfig(preprocess=10.0), gac=2))),
                ("book", train_config("mnist", seed=1, imitation=0.3, teacher_lr=0.03125)),
+               ("book", train_config("cifar", steps=1000, start="cifar-curriculum200x500x1000")),
                ("book", train_config("mnist"))]
     for scale, recipe in recipes:
         for out in (None, tmp_path / "elsewhere.pt", repository() / "data" / "checkpoints" / "sweeps" / "t.pt"):
@@ -194,6 +195,7 @@ def test_a_recipe_s_command_makes_that_recipe_at_its_checkpoint(tmp_path):
     assert command(recipes[-1][1]) == "python -m l2l train --problem mnist --compile"
     assert recipe_path(recipes[0][1]).name == "mnist-curriculum200x500x1000-imitation0.3-teacherlr0.00195312.pt"
     assert recipe_path(recipes[4][1], folder=tmp_path) == tmp_path / "mnist-seed1-imitation0.3-teacherlr0.03125.pt"
+    assert recipe_path(recipes[5][1]).name == "cifar-steps1000-startcifar-curriculum200x500x1000.pt"
     with pytest.raises(UserError, match="no option for window"):
         command(train_config("quadratic", optimizer=SharingConfig(LSTMConfig(), memory="lbfgs", window=5)))
 
@@ -244,6 +246,8 @@ def test_spent_says_how_far_a_training_got():
     assert spent({**ck, "epoch": 1500}, recipe) == "1,500 epochs, 118 of them imitating, 127 min"
     assert spent({**ck, "hardware": "Intel(R) Xeon(R) Processor (1 thread)"}) == (  # where it ran, where recorded
         "455 epochs, 118 of them imitating, 127 min on Intel Xeon Processor (1 thread)")
+    begun = {**ck, "imitated": 0, "started_from": {"file": "cifar.pt", "epoch": 300, "val": 0.9}}
+    assert spent(begun, recipe) == "455 of 1,500 epochs (unfinished), from cifar.pt's best weights (its epoch 300), 127 min"
 
 
 def test_hardware_text_names_each_machine_once():
@@ -303,6 +307,9 @@ def test_a_training_in_one_line_says_what_it_took_and_what_it_found():
                                 "at epoch 4,650; 2 epochs skipped (non-finite loss)")
     assert trained_text({**ck, "skipped": 0}) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; "
                                                   "best validation loss 0.2408 at epoch 4,650")
+    begun = {**ck, "skipped": 0, "best": {"epoch": 0, "val": 0.9}, "started_from": {"file": "a.pt", "epoch": 7, "val": 0.9}}
+    assert trained_text(begun) == ("10,000 epochs, from a.pt's best weights (its epoch 7), 763 min on AMD EPYC, 1 thread; "
+                                   "best validation loss 0.9000 at epoch 0 (where it started)")
 
 
 def test_stalls_say_which_trials_sat_at_chance_and_whether_they_learned_again():

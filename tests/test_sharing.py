@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from l2l.analysis import memory_drift, saturation, update_profile
+from l2l.analysis import head_start, memory_drift, saturation, update_profile
 from l2l.loop import run
-from l2l.optimizers import (SGD, LSTMConfig, QuasiNewton, SharingConfig, SharingOptimizer, config_from_dict,
+from l2l.optimizers import (SGD, LSTMConfig, LSTMOptimizer, QuasiNewton, SharingConfig, SharingOptimizer, config_from_dict,
                             config_to_dict, describe, make_optimizer)
 from l2l.optimizers.sharing import bfgs_write, memory_bfgs, memory_init, memory_read, memory_write
 from l2l.problems import derive_seed, make_problem
@@ -215,6 +215,19 @@ def test_the_head_can_start_without_a_shared_step():
     with torch.no_grad():
         steps = [opt.step(grad, opt.init(theta))[0] for opt in (drawn, unbiased)]
     torch.testing.assert_close(steps[0] - steps[1], NTM_L.lstm.output_scale * drawn.head.bias[:2].sum().detach().expand(1, 6))
+    o, r, scale = head_start(drawn)  # what the chapter's start tables print: the same shared step
+    assert (o, r, scale) == (drawn.head.bias[0].item(), drawn.head.bias[1].item(), NTM_L.lstm.output_scale)
+    torch.testing.assert_close(steps[0] - steps[1], torch.full((1, 6), scale * (o + r)))
+    assert head_start(unbiased)[:2] == (0.0, 0.0)
+    full = SharingOptimizer(NTM, seed=2)  # the full-matrix memory reads its key the same way at first
+    o, r, scale = head_start(full)
+    with torch.no_grad():
+        first = full.step(grad, full.init(theta))[0] - SharingOptimizer(
+            dataclasses.replace(NTM, read_bias="zero", update_bias="zero"), seed=2).step(grad, full.init(theta))[0]
+    torch.testing.assert_close(first, torch.full((1, 6), scale * (o + r)))
+    assert head_start(SharingOptimizer(GAC, seed=2))[1] is None  # LSTM+GAC: no memory, no read key
+    lstm = LSTMOptimizer(dataclasses.replace(NTM_L.lstm, output_scale=0.5), seed=2)
+    assert head_start(lstm) == (lstm.head.bias[0].item(), None, 0.5)  # no memory, no read key
     assert config_from_dict(config_to_dict(both)) == both
     with pytest.raises(ValueError, match="update_bias"):
         dataclasses.replace(GAC, update_bias="none")

@@ -145,7 +145,7 @@ def variant(config: TrainConfig, preset: TrainConfig) -> str:
 # The recipe fields `python -m l2l train` has an option for (`--meta-lr` sets meta_lr): the recipe's,
 # the learned optimizer's and, for LSTM+GAC and NTM-BFGS, its information sharing's
 RECIPE_OPTIONS = ("epochs", "runs", "meta_lr", "seed", "steps", "unroll", "clip", "schedule", "eval_every",
-                  "eval_runs", "patience", "curriculum", "imitation", "teacher_lr")
+                  "eval_runs", "patience", "curriculum", "imitation", "teacher_lr", "start")
 ARCHITECTURE_OPTIONS = ("hidden", "layers", "preprocess", "output_scale", "groups")
 SHARING_OPTIONS = ("gac", "memory", "read_bias", "update_bias")
 

@@ -340,7 +340,9 @@ def spent(ck: dict, config=None) -> str:
     unfinished '455 of 1,500 epochs (unfinished), 127 min on ...', once its own rule ended it early
     '455 of 1,500 epochs (stopped: validation stopped improving), 127 min on ...' (patience) or
     '(stopped: its 500-step stage never improved on the weights it started from)' (the curriculum);
-    with ', 118 of them imitating' after the epochs for those that imitated a teacher."""
+    with ', 118 of them imitating' after the epochs for those that imitated a teacher, and ', from
+    cifar.pt's best weights (its epoch 300)' for one that started from another's (`TrainConfig.start`:
+    its epochs and minutes are its own, not counting the other's)."""
     left = how_far(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
     why = ("validation stopped improving" if not early or ck.get("stage_improved", True) else  # the curriculum's rule
@@ -348,7 +350,9 @@ def spent(ck: dict, config=None) -> str:
     epochs = (f"{left} (unfinished)" if left else f"{ck['epoch']:,} of {config.epochs:,} epochs (stopped: {why})"
               if early else f"{ck['epoch']:,} epochs")
     where = f" on {hardware_text(ck['hardware'])}" if ck.get("hardware") else ""
+    begun = ck.get("started_from")
     return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
+            + (f", from {begun['file']}'s best weights (its epoch {begun['epoch']:,})" if begun else "")
             + f", {minutes_text(ck['wall_time'])}{where}")
 
 
@@ -388,7 +392,8 @@ def trained_text(ck: dict) -> str:
     (`spent`), its best validation loss (the final loss on the validation functions) and that
     epoch, and how many epochs it skipped for a non-finite loss where it skipped any."""
     best, skipped = ck["best"], ck.get("skipped", 0)
-    return (spent(ck) + f"; best validation loss {best['val']:.4f} at epoch {best['epoch']:,}"
+    start = " (where it started)" if best["epoch"] == 0 and ck.get("started_from") else ""
+    return (spent(ck) + f"; best validation loss {best['val']:.4f} at epoch {best['epoch']:,}{start}"
             + (f"; {skipped:,} epochs skipped (non-finite loss)" if skipped else ""))
 
 

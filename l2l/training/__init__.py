@@ -6,9 +6,9 @@ stopping (`meta_train`), several at once in one process (`population`), the file
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
 from l2l.training.config import PLATEAU_HALVINGS, TrainConfig
 from l2l.training.meta_train import load_or_train, meta_train, validate
-from l2l.training.population import train_population
+from l2l.training.population import check_population, train_population
 from l2l.training.sweep import draw_trials, sweep, trial_path
 from l2l.training.unroll import GraphedUnroll, meta_updates, train_epoch, truncate, unroll
 
 __all__ = ["load_checkpoint", "optimizer_from", "save_checkpoint", "PLATEAU_HALVINGS", "TrainConfig", "load_or_train",
-           "meta_train", "validate", "train_population", "draw_trials", "sweep", "trial_path", "GraphedUnroll", "meta_updates", "train_epoch", "truncate", "unroll"]
+           "meta_train", "validate", "train_population", "check_population", "draw_trials", "sweep", "trial_path", "GraphedUnroll", "meta_updates", "train_epoch", "truncate", "unroll"]

@@ -43,8 +43,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
 
 
 def validated(checkpoint: dict) -> bool:
-    """Whether a training has validated at least once, so that its best weights are trained ones."""
-    return bool(checkpoint["history"])
+    """Whether a training's best weights are trained ones: it has validated at least once, or it
+    started from another training's best (`TrainConfig.start`)."""
+    return bool(checkpoint["history"]) or "started_from" in checkpoint
 
 
 def optimizer_from(checkpoint: dict, device: str = "cpu", which: str = "best",

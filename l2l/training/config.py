@@ -50,6 +50,10 @@ class TrainConfig:
     curriculum: tuple[int, ...] = ()
     imitation: float = 0.0  # fraction of epochs that imitate a tuned Adam: (g_LSTM − g_Adam)² on its path
     teacher_lr: float | None = None  # that Adam's learning rate (the tuned one)
+    # the checkpoint whose best weights φ starts from instead of the seed's draw, by its file name
+    # without .pt, in the folder of the one trained; validated at this recipe's horizon, they are the
+    # best so far (epoch 0), and the meta-optimizer and schedule start afresh [book]
+    start: str | None = None
 
     def __post_init__(self):
         if self.steps % self.unroll:
@@ -81,6 +85,9 @@ class TrainConfig:
         if self.schedule == "plateau" and self.curriculum:
             raise UserError("the plateau schedule and a curriculum both act when validation stops improving: "
                             "choose one")
+        if self.start is not None and (not self.start or "/" in self.start or self.start.endswith(".pt")):
+            raise UserError(f"start names a checkpoint in the trained one's folder by its file name without .pt "
+                            f"(e.g. 'mnist'), got {self.start!r}")
         make_problem(self.problem)  # fail early on a bad SPEC
 
     @property

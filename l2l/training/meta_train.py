@@ -23,10 +23,10 @@ import torch
 
 from l2l.errors import UserError
 from l2l.loop import run
-from l2l.optimizers import Adam, LSTMOptimizer, make_optimizer
+from l2l.optimizers import Adam, LSTMOptimizer, config_from_dict, config_to_dict, make_optimizer
 from l2l.problems import derive_seed, make_problem
-from l2l.runtime import Busy, hardware, locked, progress as progress_bar
-from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint
+from l2l.runtime import Busy, checkpoints_dir, hardware, locked, progress as progress_bar
+from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint, validated
 from l2l.training.config import PLATEAU_HALVINGS, TrainConfig, flat_recipe
 from l2l.training.unroll import GraphedUnroll, train_epoch
 
@@ -124,9 +124,33 @@ class Trial:
             self.meta_opt.load_state_dict(self.ck["meta_opt"])
             if self.imitation_opt and "imitation_opt" in self.ck:
                 self.imitation_opt.load_state_dict(self.ck["imitation_opt"])
+        elif config.start:
+            self._start_from(config.start)
         self.window = list(self.ck.get("window", []))  # training meta-losses since the last validation
         self.safe = self._snapshot()  # the last whole epoch
         self.begin()
+
+    def _start_from(self, name: str):
+        """A fresh training of a recipe with `start`: φ begins at that checkpoint's best weights,
+        validated at this recipe's horizon as the best so far, so that training keeps them unless it
+        improves on them (the meta-optimizer's moments and the schedule begin afresh). That
+        validation's time counts in the training's wall time."""
+        clock = time.perf_counter()
+        source = start_path(self.config, self.path)
+        begun = load_checkpoint(source, self.device)
+        theirs, mine = (config_to_dict(c) for c in (config_from_dict(begun["config"]["optimizer"]), self.config.optimizer))
+        differ = {k: (theirs.get(k), mine.get(k)) for k in {**theirs, **mine} if theirs.get(k) != mine.get(k)}
+        if differ:
+            raise UserError(f"{source.name} trained another architecture, so start cannot begin from it: "
+                            + "; ".join(f"{k}: {a!r} there, {b!r} asked" for k, (a, b) in differ.items()))
+        if not validated(begun):
+            raise UserError(f"{source.name} has not validated yet: it has no best weights to start from")
+        self.opt.load_state_dict(begun["best"]["weights"])
+        weights = {k: v.detach().clone() for k, v in self.opt.state_dict().items()}
+        val = validate(self.opt, self.config, self.device, self.validation_steps)
+        self.ck.update(weights=weights, best={"epoch": 0, "val": val, "weights": weights},
+                       started_from={"file": source.name, "epoch": begun["best"]["epoch"], "val": val},
+                       wall_time=time.perf_counter() - clock)
 
     @property
     def epoch(self) -> int:
@@ -267,6 +291,19 @@ class Trial:
         print(f"interrupted during epoch {self.safe['epoch'] + 1}; checkpoint {self.path} saved as of epoch "
               f"{self.safe['epoch']}, rerun to continue")
         self.save()
+
+
+def start_path(config: TrainConfig, path: str | Path | None) -> Path:
+    """The checkpoint a recipe with `start` begins from: `<start>.pt` in the folder of the one
+    trained at `path` (the project's checkpoints without one); an error where it is missing or is
+    that checkpoint itself (each retraining would begin from the last)."""
+    folder = Path(path).parent if path else checkpoints_dir()
+    source = folder / f"{config.start}.pt"
+    if not source.exists():
+        raise UserError(f"{source} not found: start names a checkpoint in the folder of the one trained")
+    if path and source.resolve() == Path(path).resolve():
+        raise UserError(f"start names the checkpoint being trained ({source.name}): a training cannot begin from itself")
+    return source
 
 
 def hardware_chain(before: str | None, now: str) -> str:

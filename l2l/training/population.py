@@ -25,7 +25,7 @@ import torch
 
 from l2l.errors import UserError
 from l2l.loop import begin
-from l2l.optimizers import LSTMOptimizer
+from l2l.optimizers import SharingConfig
 from l2l.optimizers.population import Population
 from l2l.problems import Task, derive_seed, make_problem, stack_tasks
 from l2l.runtime import progress as progress_bar
@@ -136,6 +136,9 @@ def check_population(configs: list[TrainConfig]):
     epochs, validation and seed."""
     if not configs:
         raise UserError("a population needs at least one trial")
+    if any(isinstance(c.optimizer, SharingConfig) or c.optimizer.groups > 1 for c in configs):
+        raise UserError("a population trains plain coordinatewise LSTMs (groups=1, no information sharing): "
+                        "train other architectures one trial at a time (train: --seed; sweep: --population 1)")
     if any(c.curriculum or c.imitation for c in configs):
         raise UserError("a population trains at one horizon without imitation: train curricula and "
                         "imitation one trial at a time")
@@ -175,8 +178,6 @@ def train_population(configs: list[TrainConfig], paths: list[str | Path | None],
     with training(paths):  # each trial's lock, released however training ends
         problem = make_problem(configs[0].problem)
         trials = [Trial(c, p, device, fresh, compile) for c, p in zip(configs, paths)]
-        if any(type(t.opt) is not LSTMOptimizer for t in trials):
-            raise UserError("a population trains plain coordinatewise LSTMs (groups=1, no information sharing)")
         total = sum(c.epochs for c in configs)
         bar = progress_bar(None, progress, initial=sum(t.epoch for t in trials), total=total,
                            desc=f"population of {len(trials)} on {problem.spec}", unit="epoch")
