@@ -143,8 +143,8 @@ def cmd_train(args):
     # the default file names every change to the scale's recipe, so it never meets another's
     outs = [Path(args.out)] if args.out else [recipe_path(c, args.scale) for c in configs]
     for c, out in zip(configs, outs):
-        if c.start:
-            start_path(c, out)  # a missing start is an error before anything is printed
+        if c.start and (args.force or not out.exists()):  # one to begin: a missing start is an error before
+            start_path(c, out)  # anything is printed (a training under way resumes without it)
     for c, out in zip(configs, outs):
         print(f"training {c}\n-> {out} on {args.device}", file=sys.stderr)
     run = dict(device=args.device, fresh=args.force, progress=not args.no_progress, max_minutes=args.max_minutes,

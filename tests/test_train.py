@@ -269,33 +269,41 @@ def test_clipping_bounds_the_meta_gradient():
     assert seen and seen[0] == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_a_recipe_with_start_begins_at_that_trainings_best_weights_and_keeps_them_unless_it_improves(tmp_path):
+def test_a_recipe_with_start_begins_at_that_trainings_best_weights_and_keeps_them_unless_it_improves(
+        tmp_path, monkeypatch):
     """`start` (a later stage with a schedule of its own, say) begins at another checkpoint's best φ,
-    validated at its own horizon as its epoch-0 best; the meta-optimizer and schedule start afresh;
-    it resumes like any recipe, and a missing file, another architecture or an unvalidated training
-    is an error that changes nothing."""
-    from l2l.training.meta_train import validate
+    validated at its own horizon as its epoch-0 best (that validation's time counted); the
+    meta-optimizer and schedule start afresh; it resumes like any recipe, and a missing file, another
+    architecture, an unvalidated training or the output itself is an error that changes nothing."""
+    import importlib
+
+    module = importlib.import_module("l2l.training.meta_train")  # the package's meta_train is the function
+    real = module.validate
 
     first = meta_train(SMALL, tmp_path / "first.pt", progress=False)
     first["weights"] = {k: v + 1.0 for k, v in first["weights"].items()}  # its last weights: not its best
     torch.save(first, tmp_path / "first.pt")
     longer = dataclasses.replace(SMALL, steps=40, epochs=4, schedule="cosine", start="first")
-    stalled = dataclasses.replace(longer, meta_lr=1e-12)  # φ cannot move: the start stays the best
-    ck = meta_train(stalled, tmp_path / "stalled.pt", progress=False)
-    begun = optimizer_from(first)
+    assert module.Trial(longer, tmp_path / "begun.pt").ck["wall_time"] > 0  # the start's validation, not 0
+    calls = []
+    with monkeypatch.context() as m:  # every validation after the start's does worse: the start stays the best
+        m.setattr(module, "validate", lambda *a: (calls.append(a), real(*a) if len(calls) == 1 else math.inf)[1])
+        ck = meta_train(longer, tmp_path / "stalled.pt", progress=False)
+    assert len(calls) == 3  # the start's, then epochs 2 and 4
     assert ck["started_from"] == {"file": "first.pt", "epoch": first["best"]["epoch"],
-                                  "val": validate(begun, longer, "cpu", 40)}
+                                  "val": real(optimizer_from(first), longer, "cpu", 40),
+                                  "config": first["config"]}
     assert ck["best"]["epoch"] == 0 and ck["best"]["val"] == ck["started_from"]["val"]
     torch.testing.assert_close(ck["best"]["weights"], first["best"]["weights"], rtol=0, atol=0)
     assert [h["epoch"] for h in ck["history"]] == [2, 4]  # the start's validation is not a history entry
-    assert ck["wall_time"] > 0 and ck["meta_opt"]["state"][0]["step"] == 4 * 40 // 5  # a fresh Adam: 8 updates an epoch
+    assert ck["meta_opt"]["state"][0]["step"] == 4 * 40 // 5  # a fresh Adam: 8 updates an epoch
     whole = meta_train(longer, tmp_path / "whole.pt", progress=False)
     assert not torch.equal(whole["weights"]["head.weight"], first["best"]["weights"]["head.weight"])
     meta_train(longer, tmp_path / "split.pt", progress=False, stop_after=1)
     resumed = meta_train(longer, tmp_path / "split.pt", progress=False)  # resumed, not started again
     torch.testing.assert_close(resumed["weights"], whole["weights"], rtol=0, atol=0)
     assert resumed["started_from"] == whole["started_from"]
-    assert "started_from" not in first and TrainConfig.from_dict(whole["config"]) == longer
+    assert TrainConfig.from_dict(whole["config"]) == longer
     with pytest.raises(UserError, match="none.pt not found"):
         meta_train(dataclasses.replace(longer, start="none"), tmp_path / "x.pt", progress=False)
     with pytest.raises(UserError, match="start names the checkpoint being trained"):

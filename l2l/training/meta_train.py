@@ -23,7 +23,7 @@ import torch
 
 from l2l.errors import UserError
 from l2l.loop import run
-from l2l.optimizers import Adam, LSTMOptimizer, config_from_dict, config_to_dict, make_optimizer
+from l2l.optimizers import Adam, LSTMOptimizer, make_optimizer
 from l2l.problems import derive_seed, make_problem
 from l2l.runtime import Busy, checkpoints_dir, hardware, locked, progress as progress_bar
 from l2l.training.checkpoint import load_checkpoint, optimizer_from, save_checkpoint, validated
@@ -138,8 +138,7 @@ class Trial:
         clock = time.perf_counter()
         source = start_path(self.config, self.path)
         begun = load_checkpoint(source, self.device)
-        theirs, mine = (config_to_dict(c) for c in (config_from_dict(begun["config"]["optimizer"]), self.config.optimizer))
-        differ = {k: (theirs.get(k), mine.get(k)) for k in {**theirs, **mine} if theirs.get(k) != mine.get(k)}
+        differ = {k: v for k, v in _conflict(begun["config"], self.config).items() if k.startswith("optimizer.")}
         if differ:
             raise UserError(f"{source.name} trained another architecture, so start cannot begin from it: "
                             + "; ".join(f"{k}: {a!r} there, {b!r} asked" for k, (a, b) in differ.items()))
@@ -149,7 +148,8 @@ class Trial:
         weights = {k: v.detach().clone() for k, v in self.opt.state_dict().items()}
         val = validate(self.opt, self.config, self.device, self.validation_steps)
         self.ck.update(weights=weights, best={"epoch": 0, "val": val, "weights": weights},
-                       started_from={"file": source.name, "epoch": begun["best"]["epoch"], "val": val},
+                       started_from={"file": source.name, "epoch": begun["best"]["epoch"], "val": val,
+                                     "config": begun["config"]},  # which training it was, should the file change
                        wall_time=time.perf_counter() - clock)
 
     @property
