@@ -114,13 +114,14 @@ def evaluate(claim: Claim, results: str | Path, scale: str = "book") -> Row:
         return _sweep(claim, files, scale)
     curves, meta = load(files[0])
     absent = [k for k in (claim.learned, *(claim.against or ())) if k != START and k not in curves]
+    missing = Row(claim, "–", "–", "no results", "–", "–", f"{', '.join(absent)} not in {claim.results}")
     if claim.learned in absent:  # e.g. a chapter's new optimizer, before the chapter has run again
-        return Row(claim, "–", "–", "no results", "–", "–", f"{', '.join(absent)} not in {claim.results}")
+        return missing
     me = curves[claim.learned]
     if row := short(claim, me, scale):
         return row
     if absent:  # e.g. a rival trained at book scale only
-        return Row(claim, "–", "–", "no results", "–", "–", f"{', '.join(absent)} not in {claim.results}")
+        return missing
     asked = claim  # the row names the claim as asked; with `retuned`, it is judged against those baselines too
     if claim.retuned:
         retuned = _retuned(claim, meta, results, scale)
