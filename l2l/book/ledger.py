@@ -346,8 +346,8 @@ CLAIMS = [
             "quadratic-sharing", 100, learned=model, against=("LSTM",))
       for model in ("LSTM+GAC", "NTM-BFGS", "NTM-L-BFGS")),
     *(Claim(f"Quadratics: {model} with its read key's and update channel's biases started at zero below the "
-            f"coordinatewise LSTM at step 100", NO_BENCHMARK, "06_ntm_bfgs", "quadratic-sharing", 100,
-            learned=head_zero(model), against=("LSTM",))
+            f"coordinatewise LSTM at step 100", NO_BENCHMARK, "06_ntm_bfgs", "quadratic-sharing-start",
+            100, learned=head_zero(model), against=("LSTM",))
       for model in ("NTM-BFGS", "NTM-L-BFGS")),
     Claim("MNIST: NTM-L-BFGS below the coordinatewise LSTM at step 100", NO_BENCHMARK, "06_ntm_bfgs", "mnist-ntm-lbfgs", 100,
           learned="NTM-L-BFGS", against=("LSTM",)),
