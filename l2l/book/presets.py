@@ -50,7 +50,7 @@ PRESETS = {
         "book": {"train": dict(epochs=1500, runs=2, meta_lr=1e-3, schedule="cosine", clip=10.0,
                                 eval_every=50, eval_runs=32),
                   "test": dict(runs=100, tune_runs=32, grid=LR_GRID, widths=(5, 10, 20, 30, 40, 50),
-                               sweep_runs=16, long_steps=1000, long_runs=50, remedy_epochs=600, sweep_trials=8,
+                               sweep_runs=64, long_steps=1000, long_runs=50, remedy_epochs=600, sweep_trials=8,
                                second_search=SECOND_SEARCH,
                                official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
