@@ -85,7 +85,10 @@ def test_the_budgets_the_prose_states_are_the_presets():
         "05_neural_art": [f"the book's {art.epochs:,} epochs", f"**LSTM, {2 * art.epochs:,} epochs**",
                           f"tests' {art_test['runs']} and {art_test['large_runs']} runs"],
         "06_ntm_bfgs": [f"chapter 2's LSTM, trained for {mnist.epochs:,} epochs",
-                        f"validate on the same {mnist.eval_runs} functions"],
+                        f"validate on the same {mnist.eval_runs} functions",
+                        f"`MNIST_EPOCHS` = {mnist_test['ntm_epochs']}",
+                        f"each train {mnist_test['ntm_more_epochs']:,} epochs more",
+                        f"a budget of {mnist_test['ntm_epochs'] + mnist_test['ntm_more_epochs']:,} epochs"],
         "07_own_model": [f"passes {FAR_PAST}× its horizon"],
     }
     for name, phrases in stated.items():

@@ -247,7 +247,7 @@ def test_spent_says_how_far_a_training_got():
     assert spent({**ck, "hardware": "Intel(R) Xeon(R) Processor (1 thread)"}) == (  # where it ran, where recorded
         "455 epochs, 118 of them imitating, 127 min on Intel Xeon Processor (1 thread)")
     begun = {**ck, "imitated": 0, "started_from": {"file": "cifar.pt", "epoch": 300, "val": 0.9}}
-    assert spent(begun, recipe) == "455 of 1,500 epochs (unfinished), from cifar.pt's best weights (its epoch 300), 127 min"
+    assert spent(begun, recipe) == "455 of 1,500 epochs (unfinished), from `cifar.pt`'s best weights (its epoch 300), 127 min"
 
 
 def test_hardware_text_names_each_machine_once():
@@ -308,7 +308,7 @@ def test_a_training_in_one_line_says_what_it_took_and_what_it_found():
     assert trained_text({**ck, "skipped": 0}) == ("10,000 epochs, 763 min on AMD EPYC, 1 thread; "
                                                   "best validation loss 0.2408 at epoch 4,650")
     begun = {**ck, "skipped": 0, "best": {"epoch": 0, "val": 0.9}, "started_from": {"file": "a.pt", "epoch": 7, "val": 0.9}}
-    assert trained_text(begun) == ("10,000 epochs, from a.pt's best weights (its epoch 7), 763 min on AMD EPYC, 1 thread; "
+    assert trained_text(begun) == ("10,000 epochs, from `a.pt`'s best weights (its epoch 7), 763 min on AMD EPYC, 1 thread; "
                                    "best validation loss 0.9000 at epoch 0 (where it started)")
 
 

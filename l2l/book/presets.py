@@ -54,13 +54,15 @@ PRESETS = {
                                second_search=SECOND_SEARCH,
                                official_epochs=OFFICIAL["epochs"],  # the search's winner at the official budget
                                # Chen et al.'s ingredients on the book's recipe (their schedule of stages)
-                               chen=dict(curriculum=(200, 500, 1000), imitation=0.3))},
+                               chen=dict(curriculum=(200, 500, 1000), imitation=0.3),
+                               # chapter 6's MNIST recipes: this many epochs, then more from their best weights
+                               ntm_epochs=100, ntm_more_epochs=400)},
         # smoke: short runs, one validation per 2-epoch training (MNIST's steps make `make test`'s time)
         "smoke": {"train": dict(epochs=2, runs=1, steps=40, eval_every=2, eval_runs=2),
                   "test": dict(runs=4, tune_runs=2, grid=SMOKE_GRID, widths=(10, 20), sweep_runs=2, sweep_trials=2,
                                second_search=SECOND_SEARCH,
-                               long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4,
-                               chen=dict(curriculum=(60,), imitation=1.0))},  # every epoch imitates
+                               long_steps=30, long_runs=2, remedy_epochs=2, official_epochs=4, ntm_epochs=2,
+                               ntm_more_epochs=2, chen=dict(curriculum=(60,), imitation=1.0))},  # every epoch imitates
     },
     "cifar": {
         "book": {"train": dict(epochs=600, runs=1, meta_lr=1e-3, schedule="cosine", clip=10.0,

@@ -341,7 +341,7 @@ def spent(ck: dict, config=None) -> str:
     '455 of 1,500 epochs (stopped: validation stopped improving), 127 min on ...' (patience) or
     '(stopped: its 500-step stage never improved on the weights it started from)' (the curriculum);
     with ', 118 of them imitating' after the epochs for those that imitated a teacher, and ', from
-    cifar.pt's best weights (its epoch 300)' for one that started from another's (`TrainConfig.start`:
+    `cifar.pt`'s best weights (its epoch 300)' for one that started from another's (`TrainConfig.start`:
     its epochs and minutes are its own, not counting the other's)."""
     left = how_far(ck, config) if config is not None else None
     early = config is not None and ck.get("stopped") and ck["epoch"] < config.epochs
@@ -352,7 +352,7 @@ def spent(ck: dict, config=None) -> str:
     where = f" on {hardware_text(ck['hardware'])}" if ck.get("hardware") else ""
     begun = ck.get("started_from")
     return (epochs + (f", {ck['imitated']:,} of them imitating" if ck.get("imitated") else "")
-            + (f", from {begun['file']}'s best weights (its epoch {begun['epoch']:,})" if begun else "")
+            + (f", from `{begun['file']}`'s best weights (its epoch {begun['epoch']:,})" if begun else "")
             + f", {minutes_text(ck['wall_time'])}{where}")
 
 
